@@ -1,0 +1,207 @@
+//! The API server's one error type, and its single mapping to HTTP problem documents
+//! (RFC 7807, `application/problem+json`) in the shape upstream Krake emits.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use krake_crds::ValidationErrors;
+use serde::Serialize;
+
+/// Problem titles of upstream Krake, serialized by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[allow(clippy::enum_variant_names)]
+pub enum ProblemTitle {
+    /// Object not found.
+    #[serde(rename = "NOT_FOUND_ERROR")]
+    NotFoundError,
+    /// Concurrent write conflict.
+    #[serde(rename = "TRANSACTION_ERROR")]
+    TransactionError,
+    /// Rejected update.
+    #[serde(rename = "UPDATE_ERROR")]
+    UpdateError,
+    /// Create of an existing name.
+    #[serde(rename = "RESOURCE_ALREADY_EXISTS")]
+    ResourceAlreadyExists,
+}
+
+impl ProblemTitle {
+    fn fragment(self) -> &'static str {
+        match self {
+            ProblemTitle::NotFoundError => "not-found-error",
+            ProblemTitle::TransactionError => "transaction-error",
+            ProblemTitle::UpdateError => "update-error",
+            ProblemTitle::ResourceAlreadyExists => "resource-already-exists",
+        }
+    }
+}
+
+/// Everything that can go wrong in the API server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object does not exist.
+    #[error("'{kind}' '{name}' does not exist in namespace {}", namespace.as_deref().map(|n| format!("'{n}'")).unwrap_or_else(|| "None".into()))]
+    NotFound {
+        /// Kind name.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// Namespace, `None` for global kinds.
+        namespace: Option<String>,
+    },
+    /// Create of a name that exists.
+    #[error("{kind} '{name}' already exists{}", namespace.as_deref().map(|n| format!(" in namespace '{n}'")).unwrap_or_default())]
+    AlreadyExists {
+        /// Kind name.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// Namespace, `None` for global kinds.
+        namespace: Option<String>,
+    },
+    /// A rejected update (no-op, immutable field, finalizer rules, retry state): 400 or 409.
+    #[error("{message}")]
+    Update {
+        /// HTTP status: 400 or 409.
+        status: StatusCode,
+        /// Problem detail.
+        message: String,
+    },
+    /// Conditional writes kept failing, or a client's `resource_version` is stale.
+    #[error("{0}")]
+    Transaction(String),
+    /// The request body is not JSON.
+    #[error("415: Unsupported Media Type")]
+    UnsupportedMediaType,
+    /// The request body failed validation.
+    #[error("{0}")]
+    Validation(ValidationErrors),
+    /// A query parameter is invalid.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A URL path segment (namespace, name) is invalid.
+    #[error("{0}")]
+    InvalidPath(String),
+    /// The request body is larger than the configured limit.
+    #[error("413: Request Entity Too Large")]
+    PayloadTooLarge,
+    /// Nobody authenticated the request, or a hook token is wrong.
+    #[error("401: {0}")]
+    Unauthorized(String),
+    /// The authorizer denied the request.
+    #[error("403: Forbidden")]
+    Forbidden,
+    /// A CORS preflight request was rejected.
+    #[error("CORS preflight request failed: {0}")]
+    CorsRejected(String),
+    /// The requested watch revision is older than the history kept.
+    #[error("The requested resource_version {requested} is too old; the oldest available is {oldest}. Re-list and watch again.")]
+    Compacted {
+        /// The first revision the client asked for.
+        requested: i64,
+        /// The oldest revision still available.
+        oldest: i64,
+    },
+    /// A `blocking` request did not see the awaited state in time.
+    #[error("Timed out after {0} s waiting for the requested state")]
+    BlockingTimeout(u64),
+    /// The storage backend cannot be reached.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
+    /// A stored value could not be decoded.
+    #[error("stored object at {key} is invalid: {reason}")]
+    CorruptObject {
+        /// The storage key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Any other server-side failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<ValidationErrors> for Error {
+    fn from(errors: ValidationErrors) -> Self {
+        Error::Validation(errors)
+    }
+}
+
+impl Error {
+    /// A 400 `UPDATE_ERROR`.
+    pub fn bad_update(message: impl Into<String>) -> Self {
+        Error::Update { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+
+    /// A 409 `UPDATE_ERROR`.
+    pub fn conflicting_update(message: impl Into<String>) -> Self {
+        Error::Update { status: StatusCode::CONFLICT, message: message.into() }
+    }
+
+    /// HTTP status and optional Krake problem title.
+    pub fn status_and_title(&self) -> (StatusCode, Option<ProblemTitle>) {
+        use ProblemTitle::*;
+        match self {
+            Error::NotFound { .. } => (StatusCode::NOT_FOUND, Some(NotFoundError)),
+            Error::AlreadyExists { .. } => (StatusCode::CONFLICT, Some(ResourceAlreadyExists)),
+            Error::Update { status, .. } => (*status, Some(UpdateError)),
+            Error::Transaction(_) => (StatusCode::CONFLICT, Some(TransactionError)),
+            Error::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, None),
+            Error::Validation(_) | Error::InvalidQuery(_) | Error::InvalidPath(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
+            Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, None),
+            Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, None),
+            Error::Forbidden | Error::CorsRejected(_) => (StatusCode::FORBIDDEN, None),
+            Error::Compacted { .. } => (StatusCode::GONE, None),
+            Error::BlockingTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, None),
+            Error::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+            Error::CorruptObject { .. } | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        }
+    }
+
+    /// Render as a problem document, with `type` built from `problem_base_url`.
+    pub fn to_problem(&self, problem_base_url: &str) -> Response {
+        let (status, title) = self.status_and_title();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let type_ = match title {
+            Some(t) if !problem_base_url.is_empty() => format!("{problem_base_url}#{}", t.fragment()),
+            _ => "about:blank".to_string(),
+        };
+        let detail = match self {
+            Error::Unauthorized(_) | Error::Forbidden | Error::UnsupportedMediaType | Error::PayloadTooLarge => self.to_string(),
+            Error::Compacted { .. } | Error::BlockingTimeout(_) | Error::StorageUnavailable(_) => {
+                format!("{}: {}", status.as_u16(), self)
+            }
+            _ => self.to_string(),
+        };
+        problem_response(status, &type_, title, &detail)
+    }
+}
+
+/// Serialize a problem document.
+pub fn problem_response(status: StatusCode, type_: &str, title: Option<ProblemTitle>, detail: &str) -> Response {
+    #[derive(Serialize)]
+    struct Problem<'a> {
+        #[serde(rename = "type")]
+        type_: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<ProblemTitle>,
+        status: u16,
+        detail: &'a str,
+    }
+    let body = krake_crds::json::to_vec(&Problem { type_, title, status: status.as_u16(), detail });
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json; charset=utf-8"),
+    );
+    response
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        // The problem base URL is configuration; the response-mapping middleware rewrites
+        // `type` for titled problems. Handlers normally return errors through `ApiError`.
+        self.to_problem("")
+    }
+}

@@ -1,0 +1,576 @@
+//! Configuration: upstream's `api.yaml` (spec §11, accepted as is), overridden by command
+//! line flags and environment variables. Everything is validated before the server
+//! starts, so a wrong setting stops `krake-api` with a one-line reason.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+
+/// Upstream's default base of problem `type` URIs.
+pub const DEFAULT_PROBLEM_BASE_URL: &str = "https://rak-n-rok.readthedocs.io/projects/krake/en/latest/user/problem.html";
+
+/// Command line of `krake-api`. Every flag can also be set through the environment
+/// variable shown in `--help`; flags and variables win over the configuration file.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "krake-api", version, about = "The Krake API server")]
+pub struct Cli {
+    /// Upstream-compatible `api.yaml`. Without it, `./api.yaml` then `/etc/krake/api.yaml`
+    /// are used when present; otherwise built-in defaults apply.
+    #[arg(short = 'c', long, env = "KRAKE_API_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to bind.
+    #[arg(long, env = "KRAKE_API_HOST")]
+    pub host: Option<String>,
+    /// Port to bind (0 picks a free port).
+    #[arg(long, env = "KRAKE_API_PORT")]
+    pub port: Option<u16>,
+    /// Storage backend; default: `etcd` when an etcd endpoint is configured, else `embedded`.
+    #[arg(long, env = "KRAKE_API_STORAGE", value_enum)]
+    pub storage: Option<StorageKind>,
+    /// etcd endpoints (comma separated URLs, e.g. `http://etcd-0.etcd:2379`).
+    #[arg(long, env = "KRAKE_API_ETCD_ENDPOINTS", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// etcd host (upstream flag; used when no endpoint list is given).
+    #[arg(long, env = "KRAKE_API_ETCD_HOST")]
+    pub etcd_host: Option<String>,
+    /// etcd port (upstream flag).
+    #[arg(long, env = "KRAKE_API_ETCD_PORT")]
+    pub etcd_port: Option<u16>,
+    /// Extra attempts of a request after a conflicting concurrent write.
+    #[arg(long, env = "KRAKE_API_ETCD_RETRY_TRANSACTIONS")]
+    pub etcd_retry_transactions: Option<u32>,
+    /// Directory of the embedded store.
+    #[arg(long, env = "KRAKE_API_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Changes kept by the embedded store for watch resumption.
+    #[arg(long, env = "KRAKE_API_HISTORY_LIMIT")]
+    pub history_limit: Option<usize>,
+    /// Authorization mode: `always-allow` or `always-deny` (`RBAC` comes with the security work).
+    #[arg(long, env = "KRAKE_API_AUTHORIZATION")]
+    pub authorization: Option<String>,
+    /// Serve unauthenticated requests as `system:anonymous`.
+    #[arg(long, env = "KRAKE_API_ALLOW_ANONYMOUS")]
+    pub authentication_allow_anonymous: Option<bool>,
+    /// The one CORS origin allowed (`*` for any).
+    #[arg(long, env = "KRAKE_API_CORS_ORIGIN")]
+    pub authentication_cors_origin: Option<String>,
+    /// Base URL of problem `type` URIs (empty: `about:blank`).
+    #[arg(long, env = "KRAKE_API_PROBLEM_BASE_URL")]
+    pub docs_problem_base_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "KRAKE_API_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log level or `tracing` filter (`info`, `krake_api_server=debug`).
+    #[arg(long, env = "KRAKE_API_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "KRAKE_API_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Time limit of one non-watch request, in seconds.
+    #[arg(long, env = "KRAKE_API_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// Time limit of a `blocking` create or delete, in seconds.
+    #[arg(long, env = "KRAKE_API_BLOCKING_TIMEOUT")]
+    pub blocking_timeout: Option<u64>,
+    /// Events each watch cache keeps for resumption, per resource kind.
+    #[arg(long, env = "KRAKE_API_WATCH_CACHE_EVENTS")]
+    pub watch_cache_events: Option<usize>,
+}
+
+/// Storage backend choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StorageKind {
+    /// A real etcd cluster (production).
+    Etcd,
+    /// The embedded redb store (single binary, tests).
+    Embedded,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Authorization mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizationMode {
+    /// Every request is allowed.
+    AlwaysAllow,
+    /// Every resource request is denied.
+    AlwaysDeny,
+}
+
+/// Where objects are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// etcd at these endpoints.
+    Etcd {
+        /// Endpoint URLs.
+        endpoints: Vec<String>,
+    },
+    /// The embedded store in this directory.
+    Embedded {
+        /// Data directory.
+        data_dir: PathBuf,
+        /// Changes kept for watch resumption.
+        history_limit: usize,
+    },
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind.
+    pub bind: SocketAddr,
+    /// Storage backend.
+    pub storage: StorageConfig,
+    /// Extra attempts after a conflicting concurrent write.
+    pub retry_transactions: u32,
+    /// Base of problem `type` URIs.
+    pub problem_base_url: String,
+    /// Serve unauthenticated requests as `system:anonymous`.
+    pub allow_anonymous: bool,
+    /// Static authenticator: every request is this user.
+    pub static_user: Option<String>,
+    /// The one CORS origin allowed (`*` for any).
+    pub cors_origin: String,
+    /// Authorization mode.
+    pub authorization: AuthorizationMode,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Time limit of one non-watch request.
+    pub request_timeout: Duration,
+    /// Time limit of a `blocking` request.
+    pub blocking_timeout: Duration,
+    /// Events each watch cache keeps for resumption.
+    pub watch_cache_events: usize,
+}
+
+impl Config {
+    /// Defaults for local use and tests: loopback, free port, embedded store in `data_dir`,
+    /// anonymous access, everything allowed.
+    pub fn for_embedded(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            storage: StorageConfig::Embedded { data_dir: data_dir.into(), history_limit: 10_000 },
+            retry_transactions: 1,
+            problem_base_url: DEFAULT_PROBLEM_BASE_URL.to_string(),
+            allow_anonymous: true,
+            static_user: None,
+            cors_origin: "*".to_string(),
+            authorization: AuthorizationMode::AlwaysAllow,
+            log_format: LogFormat::Text,
+            log_level: "info".to_string(),
+            max_body_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+            blocking_timeout: Duration::from_secs(60),
+            watch_cache_events: 4096,
+        }
+    }
+
+    /// Build the configuration from the command line (and environment), reading the
+    /// configuration file it names or finds.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => Some(FileConfig::read(path)?),
+            None => ["api.yaml", "/etc/krake/api.yaml"]
+                .iter()
+                .map(Path::new)
+                .find(|p| p.is_file())
+                .map(FileConfig::read)
+                .transpose()?,
+        };
+        Config::from_parts(cli, file)
+    }
+
+    /// Merge a parsed file (if any) with the command line, then validate.
+    pub fn from_parts(cli: &Cli, file: Option<FileConfig>) -> Result<Config, ConfigError> {
+        let has_file = file.is_some();
+        let file = file.unwrap_or_default();
+        let mut config = Config::for_embedded(cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("krake-data")));
+
+        let host = cli.host.clone().or(file.host).unwrap_or_else(|| "localhost".into());
+        let port = cli.port.or(file.port).unwrap_or(8080);
+        config.bind = resolve_bind(&host, port)?;
+
+        let etcd = file.etcd.unwrap_or_default();
+        let endpoints = if !cli.etcd_endpoints.is_empty() {
+            cli.etcd_endpoints.clone()
+        } else if cli.etcd_host.is_some() || cli.etcd_port.is_some() || etcd.host.is_some() || etcd.port.is_some() {
+            let host = cli.etcd_host.clone().or(etcd.host).unwrap_or_else(|| "127.0.0.1".into());
+            let port = cli.etcd_port.or(etcd.port).unwrap_or(2379);
+            vec![format!("http://{host}:{port}")]
+        } else {
+            Vec::new()
+        };
+        let kind = cli.storage.unwrap_or(if endpoints.is_empty() { StorageKind::Embedded } else { StorageKind::Etcd });
+        config.storage = match kind {
+            StorageKind::Etcd => {
+                let endpoints = if endpoints.is_empty() { vec!["http://127.0.0.1:2379".to_string()] } else { endpoints };
+                for e in &endpoints {
+                    if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() <= "https://".len() {
+                        return Err(ConfigError::new(format!("etcd endpoint '{e}' must be an http:// or https:// URL")));
+                    }
+                }
+                StorageConfig::Etcd { endpoints }
+            }
+            StorageKind::Embedded => {
+                let history_limit = cli.history_limit.unwrap_or(10_000);
+                if history_limit == 0 {
+                    return Err(ConfigError::new("history limit must be at least 1"));
+                }
+                StorageConfig::Embedded { data_dir: cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("krake-data")), history_limit }
+            }
+        };
+        config.retry_transactions = cli.etcd_retry_transactions.or(etcd.retry_transactions).unwrap_or(1);
+
+        let docs = file.docs.unwrap_or_default();
+        config.problem_base_url = cli
+            .docs_problem_base_url
+            .clone()
+            .or(docs.problem_base_url)
+            .unwrap_or_else(|| DEFAULT_PROBLEM_BASE_URL.to_string());
+
+        if file.tls.as_ref().and_then(|t| t.enabled).unwrap_or(false) {
+            return Err(ConfigError::new("tls.enabled: TLS serving is not available in this version; terminate TLS at the Ingress"));
+        }
+
+        let authn = file.authentication.unwrap_or_default();
+        // Without any configuration file the server is a local development instance:
+        // anonymous access is the only way in. With a file, upstream's default (false) holds.
+        config.allow_anonymous = cli.authentication_allow_anonymous.or(authn.allow_anonymous).unwrap_or(!has_file);
+        config.cors_origin = cli.authentication_cors_origin.clone().or(authn.cors_origin).unwrap_or_else(|| "*".into());
+        let strategy = authn.strategy.unwrap_or_default();
+        if strategy.keystone.and_then(|k| k.enabled).unwrap_or(false) {
+            return Err(ConfigError::new("authentication.strategy.keystone: Keystone authentication is not available in this version"));
+        }
+        if strategy.keycloak.and_then(|k| k.enabled).unwrap_or(false) {
+            return Err(ConfigError::new("authentication.strategy.keycloak: Keycloak authentication is not available in this version"));
+        }
+        if let Some(s) = strategy.r#static
+            && s.enabled.unwrap_or(false)
+        {
+            config.static_user = Some(s.name.unwrap_or_else(|| "system".into()));
+        }
+
+        let authorization = cli.authorization.clone().or(file.authorization).unwrap_or_else(|| "always-allow".into());
+        config.authorization = match authorization.as_str() {
+            "always-allow" => AuthorizationMode::AlwaysAllow,
+            "always-deny" => AuthorizationMode::AlwaysDeny,
+            "RBAC" => return Err(ConfigError::new("authorization: RBAC is not available in this version")),
+            other => return Err(ConfigError::new(format!("authorization: Unknown authorization strategy '{other}'"))),
+        };
+
+        config.log_format = cli.log_format.unwrap_or_default();
+        config.log_level = cli
+            .log_level
+            .clone()
+            .or_else(|| file.log.as_ref().and_then(|l| l.level.clone()).map(|l| l.to_lowercase()))
+            .unwrap_or_else(|| "info".into());
+        config.log_level = match config.log_level.as_str() {
+            "warning" => "warn".into(),
+            "critical" => "error".into(),
+            other => other.to_string(),
+        };
+        if tracing_subscriber::EnvFilter::try_new(&config.log_level).is_err() {
+            return Err(ConfigError::new(format!("log level '{}' is not a valid level or filter", config.log_level)));
+        }
+
+        if let Some(n) = cli.max_body_bytes {
+            if n < 1024 {
+                return Err(ConfigError::new("max body size must be at least 1024 bytes"));
+            }
+            config.max_body_bytes = n;
+        }
+        if let Some(s) = cli.request_timeout {
+            if s == 0 {
+                return Err(ConfigError::new("request timeout must be at least 1 second"));
+            }
+            config.request_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = cli.blocking_timeout {
+            if s == 0 {
+                return Err(ConfigError::new("blocking timeout must be at least 1 second"));
+            }
+            config.blocking_timeout = Duration::from_secs(s);
+        }
+        if let Some(n) = cli.watch_cache_events {
+            if n == 0 {
+                return Err(ConfigError::new("watch cache size must be at least 1 event"));
+            }
+            config.watch_cache_events = n;
+        }
+        Ok(config)
+    }
+}
+
+fn resolve_bind(host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    // Resolving `localhost` is a local lookup (hosts file), done once at start.
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| ConfigError::new(format!("host '{host}': cannot be resolved: {e}")))?
+        .next()
+        .ok_or_else(|| ConfigError::new(format!("host '{host}': no address")))
+}
+
+/// A configuration error: the one-line reason the server refuses to start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+}
+
+/// Upstream's `api.yaml`. Unknown keys are ignored; keys may use `-` for `_`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct FileConfig {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub etcd: Option<EtcdSection>,
+    pub docs: Option<DocsSection>,
+    pub tls: Option<TlsSection>,
+    pub authentication: Option<AuthenticationSection>,
+    pub authorization: Option<String>,
+    pub log: Option<LogSection>,
+}
+
+/// `etcd` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct EtcdSection {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub retry_transactions: Option<u32>,
+}
+
+/// `docs` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct DocsSection {
+    pub problem_base_url: Option<String>,
+}
+
+/// `tls` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct TlsSection {
+    pub enabled: Option<bool>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub client_ca: Option<String>,
+}
+
+/// `authentication` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct AuthenticationSection {
+    pub allow_anonymous: Option<bool>,
+    pub cors_origin: Option<String>,
+    pub strategy: Option<StrategySection>,
+}
+
+/// `authentication.strategy` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct StrategySection {
+    pub keystone: Option<ProviderSection>,
+    pub keycloak: Option<ProviderSection>,
+    pub r#static: Option<StaticSection>,
+}
+
+/// Keystone / Keycloak sections.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct ProviderSection {
+    pub enabled: Option<bool>,
+    pub endpoint: Option<String>,
+    pub realm: Option<String>,
+}
+
+/// `authentication.strategy.static` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct StaticSection {
+    pub enabled: Option<bool>,
+    pub name: Option<String>,
+}
+
+/// `log` section (a Python `logging.config.dictConfig` document); only `level` is used.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct LogSection {
+    pub level: Option<String>,
+}
+
+impl FileConfig {
+    /// Read and parse a configuration file.
+    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))?;
+        FileConfig::parse(&text).map_err(|e| ConfigError::new(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parse the YAML text of an `api.yaml`.
+    pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+        let value: serde_json::Value = serde_saphyr::from_str(text)
+            .map_err(|e| ConfigError::new(format!("not valid YAML: {}", first_line(&e.to_string()))))?;
+        let value = match value {
+            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+            v @ serde_json::Value::Object(_) => v,
+            _ => return Err(ConfigError::new("the document must be a mapping")),
+        };
+        let value = underscore_keys(value);
+        serde_path_to_error_free(value)
+    }
+}
+
+fn serde_path_to_error_free(value: serde_json::Value) -> Result<FileConfig, ConfigError> {
+    FileConfig::deserialize(value).map_err(|e| ConfigError::new(first_line(&e.to_string()).to_string()))
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Upstream accepts `cors-origin` for `cors_origin` at any level.
+fn underscore_keys(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            serde_json::Value::Object(map.into_iter().map(|(k, v)| (k.replace('-', "_"), underscore_keys(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(underscore_keys).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UPSTREAM: &str = r#"
+port: 8443
+host: 0.0.0.0
+etcd:
+  host: 127.0.0.1
+  port: 2379
+  retry_transactions: 3
+docs:
+  problem_base_url: http://example.com/problem
+tls:
+  enabled: false
+  cert: tmp/pki/system:api-server.pem
+  key: tmp/pki/system:api-server-key.pem
+  client_ca: tmp/pki/ca.pem
+authentication:
+  allow_anonymous: true
+  cors-origin: http://example.com
+  strategy:
+    keystone:
+      enabled: false
+      endpoint: http://localhost:5000/v3
+    keycloak:
+      enabled: false
+      endpoint: http://localhost:9080
+      realm: krake
+    static:
+      enabled: true
+      name: system:admin
+authorization: always-allow
+default-roles: []
+default-role-bindings: []
+log:
+  version: 1
+  level: INFO
+  disable_existing_loggers: false
+  formatters:
+    krake:
+      format: "%(asctime)s - [%(name)s] - [%(levelname)-5s] - %(message)s"
+  handlers:
+    console:
+      class: logging.StreamHandler
+      formatter: krake
+      stream: ext://sys.stdout
+"#;
+
+    #[test]
+    fn upstream_api_yaml_is_accepted_as_is() {
+        let file = FileConfig::parse(UPSTREAM).unwrap();
+        let config = Config::from_parts(&Cli::default(), Some(file)).unwrap();
+        assert_eq!(config.bind.port(), 8443);
+        assert_eq!(config.storage, StorageConfig::Etcd { endpoints: vec!["http://127.0.0.1:2379".into()] });
+        assert_eq!(config.retry_transactions, 3);
+        assert_eq!(config.problem_base_url, "http://example.com/problem");
+        assert!(config.allow_anonymous);
+        assert_eq!(config.cors_origin, "http://example.com");
+        assert_eq!(config.static_user.as_deref(), Some("system:admin"));
+        assert_eq!(config.log_level, "info");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file = FileConfig::parse(UPSTREAM).unwrap();
+        let cli = Cli {
+            port: Some(9000),
+            etcd_endpoints: vec!["http://etcd-0:2379".into(), "http://etcd-1:2379".into()],
+            authorization: Some("always-deny".into()),
+            ..Cli::default()
+        };
+        let config = Config::from_parts(&cli, Some(file)).unwrap();
+        assert_eq!(config.bind.port(), 9000);
+        assert_eq!(config.storage, StorageConfig::Etcd { endpoints: vec!["http://etcd-0:2379".into(), "http://etcd-1:2379".into()] });
+        assert_eq!(config.authorization, AuthorizationMode::AlwaysDeny);
+    }
+
+    #[test]
+    fn no_file_means_embedded_store_and_anonymous_access() {
+        let config = Config::from_parts(&Cli::default(), None).unwrap();
+        assert!(matches!(config.storage, StorageConfig::Embedded { .. }));
+        assert!(config.allow_anonymous);
+        assert_eq!(config.authorization, AuthorizationMode::AlwaysAllow);
+    }
+
+    #[test]
+    fn a_file_without_allow_anonymous_denies_anonymous_like_upstream() {
+        let file = FileConfig::parse("etcd: {}\nauthorization: always-allow\n").unwrap();
+        let config = Config::from_parts(&Cli::default(), Some(file)).unwrap();
+        assert!(!config.allow_anonymous);
+    }
+
+    #[test]
+    fn invalid_settings_give_one_line_reasons() {
+        let cases: Vec<(&str, Cli)> = vec![
+            ("authorization: bogus\n", Cli::default()),
+            ("tls: {enabled: true, cert: a, key: b, client_ca: c}\n", Cli::default()),
+            ("port: notaport\n", Cli::default()),
+            ("- a\n- b\n", Cli::default()),
+            ("port: [1\n", Cli::default()),
+            ("{}", Cli { etcd_endpoints: vec!["etcd:2379".into()], ..Cli::default() }),
+            ("{}", Cli { log_level: Some("loud[".into()), ..Cli::default() }),
+            ("{}", Cli { max_body_bytes: Some(10), ..Cli::default() }),
+        ];
+        for (yaml, cli) in cases {
+            let err = FileConfig::parse(yaml).and_then(|f| Config::from_parts(&cli, Some(f))).unwrap_err();
+            assert!(!err.to_string().contains('\n'), "{err}");
+            assert!(err.to_string().starts_with("invalid configuration: "), "{err}");
+        }
+        let err = FileConfig::parse("authorization: bogus\n").and_then(|f| Config::from_parts(&Cli::default(), Some(f))).unwrap_err();
+        assert!(err.to_string().contains("Unknown authorization strategy 'bogus'"));
+    }
+}

@@ -1,0 +1,144 @@
+//! Prometheus metrics of the API server: requests by route, method and status code with
+//! latency histograms, open watchers, and storage operation latency.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::error::Error;
+use crate::storage::{KeyValue, Store, WatchStream, WriteOutcome};
+
+/// Labels of request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Matched route template, e.g. `/kubernetes/namespaces/{ns}/applications/{name}`.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+    /// HTTP status code.
+    pub code: u16,
+}
+
+/// Labels of latency histograms by route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Matched route template.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+}
+
+/// Labels of storage metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StorageLabels {
+    /// Operation: get, list, create, update, delete, watch, revision.
+    pub operation: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// All metrics, registered once per server.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests served.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request latency in seconds (time to response headers).
+    pub request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Open watch streams.
+    pub open_watchers: Gauge,
+    /// Storage operation latency in seconds.
+    pub storage_duration: Family<StorageLabels, Histogram, fn() -> Histogram>,
+    /// Storage operations that failed (not counting conditional-write conflicts).
+    pub storage_errors: Family<StorageLabels, Counter>,
+}
+
+impl Metrics {
+    /// Create and register every metric.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("krake_api");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let open_watchers = Gauge::default();
+        let storage_duration = Family::<StorageLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let storage_errors = Family::<StorageLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests served", requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency", request_duration.clone());
+        registry.register("open_watchers", "Open watch streams", open_watchers.clone());
+        registry.register("storage_operation_duration_seconds", "Storage operation latency", storage_duration.clone());
+        registry.register("storage_operation_errors", "Failed storage operations", storage_errors.clone());
+        Arc::new(Metrics { registry, requests, request_duration, open_watchers, storage_duration, storage_errors })
+    }
+
+    /// Record one served request.
+    pub fn observe_request(&self, route: &str, method: &str, code: u16, elapsed: Duration) {
+        self.requests.get_or_create(&RequestLabels { route: route.to_string(), method: method.to_string(), code }).inc();
+        self.request_duration
+            .get_or_create(&RouteLabels { route: route.to_string(), method: method.to_string() })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// A store decorator that measures every operation.
+pub struct InstrumentedStore {
+    inner: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+}
+
+impl InstrumentedStore {
+    /// Wrap `inner`.
+    pub fn new(inner: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        InstrumentedStore { inner, metrics }
+    }
+
+    async fn measure<T>(&self, operation: &'static str, f: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        let start = std::time::Instant::now();
+        let result = f.await;
+        let labels = StorageLabels { operation };
+        self.metrics.storage_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.metrics.storage_errors.get_or_create(&labels).inc();
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Store for InstrumentedStore {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, Error> {
+        self.measure("get", self.inner.get(key)).await
+    }
+    async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64), Error> {
+        self.measure("list", self.inner.list(prefix)).await
+    }
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<WriteOutcome, Error> {
+        self.measure("create", self.inner.create(key, value)).await
+    }
+    async fn update(&self, key: &str, value: Vec<u8>, expected: i64) -> Result<WriteOutcome, Error> {
+        self.measure("update", self.inner.update(key, value, expected)).await
+    }
+    async fn delete(&self, key: &str, expected: i64) -> Result<WriteOutcome, Error> {
+        self.measure("delete", self.inner.delete(key, expected)).await
+    }
+    async fn watch(&self, prefix: &str, start: Option<i64>) -> Result<WatchStream, Error> {
+        self.measure("watch", self.inner.watch(prefix, start)).await
+    }
+    async fn current_revision(&self) -> Result<i64, Error> {
+        self.measure("revision", self.inner.current_revision()).await
+    }
+}

@@ -1,0 +1,448 @@
+//! Generic handlers for every persisted kind: create, read, list, update, status update
+//! and delete, in upstream's processing order (authorize, parse body, load; spec §5.2).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use bytes::Bytes;
+use krake_crds::validation::is_valid_resource_name;
+use krake_crds::{Resource, Timestamp, ValidationErrors, decode};
+use serde_json::Value;
+
+use crate::auth::{Access, Caller, Verb};
+use crate::error::Error;
+use crate::kinds::ApiKind;
+use crate::state::{AppState, Loaded, encode_for_storage, json_response, object_response};
+use crate::storage::WriteOutcome;
+use crate::watch;
+use crate::watch_cache::{EventType, Subscription};
+
+/// Path parameters (`ns`, `name`); empty on routes without parameters.
+pub type Params = HashMap<String, String>;
+
+/// Extractor of [`Params`] that also works on routes without parameters.
+pub struct PathParams(pub Params);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParams {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(PathParams(Path::<Params>::from_request_parts(parts, state).await.map(|p| p.0).unwrap_or_default()))
+    }
+}
+/// Query parameters in request order.
+pub type QueryParams = Vec<(String, String)>;
+
+/// The value of a query parameter.
+pub fn query_param<'a>(query: &'a QueryParams, name: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The validated URL namespace (`None` for global kinds). Upstream accepts any string and
+/// then cannot read the object back; we reject names that break the rule.
+pub fn url_namespace<R: Resource>(params: &Params) -> Result<Option<String>, Error> {
+    if !R::NAMESPACED {
+        return Ok(None);
+    }
+    match params.get("ns") {
+        Some(ns) if is_valid_resource_name(ns) => Ok(Some(ns.clone())),
+        Some(ns) => Err(Error::InvalidPath(format!("Invalid namespace '{ns}' in URL: Invalid character in resource namespace."))),
+        None => Ok(None),
+    }
+}
+
+fn url_name(params: &Params) -> Result<&str, Error> {
+    params.get("name").map(String::as_str).ok_or_else(|| Error::Internal("route without {name}".into()))
+}
+
+/// Parse a request body as JSON: not JSON at all is 415, as upstream.
+pub fn parse_json(body: &Bytes) -> Result<Value, Error> {
+    serde_json::from_slice(body).map_err(|_| Error::UnsupportedMediaType)
+}
+
+const READ_ONLY_METADATA: [&str; 4] = ["uid", "created", "modified", "deleted"];
+
+/// Decode a create body: read-only metadata and status are ignored (dropped).
+fn decode_create<R: Resource>(mut value: Value) -> Result<R, Error> {
+    if let Value::Object(map) = &mut value {
+        map.remove("status");
+        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+            for key in READ_ONLY_METADATA {
+                meta.remove(key);
+            }
+            meta.remove("resource_version");
+        }
+    }
+    Ok(decode::<R>(value)?)
+}
+
+/// A full-object PUT body: the decoded object plus which read-only parts the client
+/// omitted (accepted, unlike upstream, and taken from the stored object).
+struct PutBody {
+    value: Value,
+    omitted_status: bool,
+    omitted_metadata: Vec<&'static str>,
+    resource_version: Option<String>,
+}
+
+impl PutBody {
+    fn parse<R: Resource>(body: &Bytes, status_required: bool) -> Result<(Self, R), Error> {
+        let value = parse_json(body)?;
+        let mut probe = value.clone();
+        let mut omitted_status = false;
+        let mut omitted_metadata = Vec::new();
+        let mut resource_version = None;
+        if let Value::Object(map) = &mut probe {
+            if R::HAS_STATUS && !map.contains_key("status") {
+                if status_required {
+                    return Err(ValidationErrors::at("status", "Missing data for required field.").into());
+                }
+                omitted_status = true;
+                map.insert("status".into(), Value::Object(Default::default()));
+            }
+            if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+                for key in READ_ONLY_METADATA {
+                    if !meta.contains_key(key) {
+                        omitted_metadata.push(key);
+                    }
+                }
+                match meta.remove("resource_version") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::String(s)) => resource_version = Some(s),
+                    Some(_) => return Err(ValidationErrors::at("metadata.resource_version", "Not a valid string.").into()),
+                }
+            }
+        }
+        let decoded = decode::<R>(probe)?;
+        Ok((PutBody { value, omitted_status, omitted_metadata, resource_version }, decoded))
+    }
+
+    /// The body with omitted read-only parts taken from `stored`.
+    fn complete<R: Resource>(&self, stored: &R) -> Result<R, Error> {
+        let mut value = self.value.clone();
+        let stored_value = serde_json::to_value(stored).map_err(|e| Error::Internal(e.to_string()))?;
+        if let (Value::Object(map), Value::Object(stored_map)) = (&mut value, &stored_value) {
+            if self.omitted_status
+                && let Some(status) = stored_map.get("status")
+            {
+                map.insert("status".into(), status.clone());
+            }
+            if let (Some(Value::Object(meta)), Some(Value::Object(stored_meta))) = (map.get_mut("metadata"), stored_map.get("metadata")) {
+                meta.remove("resource_version");
+                for key in &self.omitted_metadata {
+                    if let Some(v) = stored_meta.get(*key) {
+                        meta.insert((*key).to_string(), v.clone());
+                    }
+                }
+            }
+        }
+        Ok(decode::<R>(value)?)
+    }
+
+    fn check_precondition(&self, revision: i64) -> Result<(), Error> {
+        match &self.resource_version {
+            Some(rv) if rv != &revision.to_string() => Err(Error::Transaction(format!(
+                "The object has been modified: resource_version {rv} is not the current {revision}; read it again and retry."
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn immutable(field: &str) -> Error {
+    Error::bad_update(format!("Trying to update an immutable field: {field}"))
+}
+
+fn blocking_param<R: ApiKind>(query: &QueryParams) -> Option<String> {
+    if !R::BLOCKING {
+        return None;
+    }
+    match query_param(query, "blocking") {
+        Some("False") | None => None,
+        Some(v) => Some(v.to_uppercase()),
+    }
+}
+
+/// POST on a collection.
+pub async fn create<R: ApiKind>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+    Query(query): Query<QueryParams>,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let namespace = url_namespace::<R>(&params)?;
+    state.authorize(&caller, Access { api: R::API, resource: R::PLURAL, verb: Verb::Create, namespace: namespace.as_deref() })?;
+    let mut object = decode_create::<R>(parse_json(&body)?)?;
+    let now = Timestamp::now();
+    {
+        let meta = object.metadata_mut();
+        // Global kinds always store `null` (upstream keeps whatever the client sent).
+        meta.namespace = namespace.clone();
+        meta.uid = uuid::Uuid::new_v4().to_string();
+        meta.created = now;
+        meta.modified = now;
+        meta.deleted = None;
+    }
+    object.reset_status();
+    let name = object.metadata().name.clone();
+    let key = R::key(namespace.as_deref(), &name);
+
+    let blocking = blocking_param::<R>(&query);
+    let waiter = match &blocking {
+        Some(_) => Some(BlockingWait::subscribe::<R>(&state, &key).await?),
+        None => None,
+    };
+
+    match state.store.create(&key, encode_for_storage(&mut object)).await? {
+        WriteOutcome::Written(rev) => object.metadata_mut().resource_version = Some(rev.to_string()),
+        WriteOutcome::Conflict => return Err(Error::AlreadyExists { kind: R::KIND, name, namespace }),
+    }
+    tracing::info!(kind = R::KIND, name = %object.metadata().name, namespace = ?namespace, "created");
+    match (blocking, waiter) {
+        (Some(wanted), Some(waiter)) => waiter.wait_for_state(&state, &wanted, object).await,
+        _ => Ok(object_response(&object)),
+    }
+}
+
+/// GET on an object.
+pub async fn read<R: ApiKind>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+) -> Result<Response, Error> {
+    let namespace = url_namespace::<R>(&params)?;
+    state.authorize(&caller, Access { api: R::API, resource: R::PLURAL, verb: Verb::Get, namespace: namespace.as_deref() })?;
+    let loaded = state.load::<R>(namespace.as_deref(), url_name(&params)?).await?;
+    Ok(object_response(&loaded.object))
+}
+
+/// GET on a collection: a list, or a watch with `?watch`.
+pub async fn list<R: ApiKind>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+    Query(query): Query<QueryParams>,
+) -> Result<Response, Error> {
+    let namespace = url_namespace::<R>(&params)?;
+    state.authorize(&caller, Access { api: R::API, resource: R::PLURAL, verb: Verb::List, namespace: namespace.as_deref() })?;
+    let options = watch::WatchOptions::from_query(&query)?;
+    if query_param(&query, "watch").is_some() {
+        return watch::watch::<R>(state, namespace, options).await;
+    }
+    let (kvs, revision) = state.store.list(&R::prefix(namespace.as_deref())).await?;
+    let mut items = Vec::with_capacity(kvs.len());
+    for kv in &kvs {
+        if watch::parse_key::<R>(&kv.key).is_some() {
+            items.push(crate::state::decode_stored::<R>(kv)?);
+        }
+    }
+    #[derive(serde::Serialize)]
+    struct ListMetadata {
+        resource_version: String,
+    }
+    #[derive(serde::Serialize)]
+    struct List<'a, R> {
+        api: &'static str,
+        kind: &'a str,
+        metadata: ListMetadata,
+        items: Vec<R>,
+    }
+    let kind = format!("{}List", R::KIND);
+    let list = List { api: R::API, kind: &kind, metadata: ListMetadata { resource_version: revision.to_string() }, items };
+    Ok(json_response(StatusCode::OK, krake_crds::json::to_vec(&list)))
+}
+
+/// PUT on an object: update of the client-writable fields (spec §5.4).
+pub async fn update<R: ApiKind>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let namespace = url_namespace::<R>(&params)?;
+    state.authorize(&caller, Access { api: R::API, resource: R::PLURAL, verb: Verb::Update, namespace: namespace.as_deref() })?;
+    let (put, _) = PutBody::parse::<R>(&body, false)?;
+    let name = url_name(&params)?.to_string();
+    state
+        .retrying(|| async {
+            let Loaded { object: stored, revision } = state.load::<R>(namespace.as_deref(), &name).await?;
+            put.check_precondition(revision)?;
+            let body = put.complete(&stored)?;
+            let stored_meta = stored.metadata();
+            let body_meta = body.metadata();
+            if stored_meta.deleted.is_some() && !body_meta.finalizers.iter().all(|f| stored_meta.finalizers.contains(f)) {
+                return Err(Error::conflicting_update("Finalizers can only be removed if a deletion is in progress."));
+            }
+            let mut unchanged = stored.clone();
+            unchanged.metadata_mut().resource_version = None;
+            if body == unchanged {
+                if R::NOOP_UPDATE_OK {
+                    return Ok(Some(object_response(&stored)));
+                }
+                return Err(Error::bad_update("The body contained no update."));
+            }
+            if body_meta.name != name {
+                return Err(immutable("name"));
+            }
+            if body_meta.namespace != stored_meta.namespace {
+                return Err(immutable("namespace"));
+            }
+            let mut merged = stored.clone();
+            merged.merge_spec_from(&body).map_err(|f| immutable(f.0))?;
+            {
+                let meta = merged.metadata_mut();
+                meta.labels = body_meta.labels.clone();
+                meta.inherit_labels = body_meta.inherit_labels;
+                meta.finalizers = body_meta.finalizers.clone();
+                meta.owners = body_meta.owners.clone();
+                meta.modified = Timestamp::now();
+            }
+            let done = if merged.metadata().deleted.is_some() && merged.metadata().finalizers.is_empty() {
+                // The last finalizer is gone: the object leaves the store.
+                state.remove(&merged, revision).await?.map(|_| ())
+            } else {
+                state.write(&mut merged, revision).await?.map(|_| ())
+            };
+            match done {
+                Some(()) => Ok(Some(object_response(&merged))),
+                None if put.resource_version.is_some() => Err(Error::Transaction(
+                    "The object has been modified concurrently; read it again and retry.".into(),
+                )),
+                None => Ok(None),
+            }
+        })
+        .await
+}
+
+/// PUT on `…/status`: replace the status (spec §5.5).
+pub async fn update_status<R: ApiKind>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let namespace = url_namespace::<R>(&params)?;
+    let resource = format!("{}/status", R::PLURAL);
+    state.authorize(&caller, Access { api: R::API, resource: &resource, verb: Verb::Update, namespace: namespace.as_deref() })?;
+    let (put, body) = PutBody::parse::<R>(&body, true)?;
+    let name = url_name(&params)?.to_string();
+    state
+        .retrying(|| async {
+            let Loaded { object: mut merged, revision } = state.load::<R>(namespace.as_deref(), &name).await?;
+            put.check_precondition(revision)?;
+            merged.merge_status_from(&body).map_err(|f| immutable(f.0))?;
+            Ok(state.write(&mut merged, revision).await?.map(|_| object_response(&merged)))
+        })
+        .await
+}
+
+/// DELETE on an object (spec §5.8).
+pub async fn delete<R: ApiKind>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+    Query(query): Query<QueryParams>,
+) -> Result<Response, Error> {
+    let namespace = url_namespace::<R>(&params)?;
+    state.authorize(&caller, Access { api: R::API, resource: R::PLURAL, verb: Verb::Delete, namespace: namespace.as_deref() })?;
+    let name = url_name(&params)?.to_string();
+    let key = R::key(namespace.as_deref(), &name);
+    let blocking = blocking_param::<R>(&query);
+    let waiter = match &blocking {
+        Some(_) => Some(BlockingWait::subscribe::<R>(&state, &key).await?),
+        None => None,
+    };
+    let force = R::FORCE_DELETE && query_param(&query, "force") == Some("True");
+    let object = state
+        .retrying(|| async {
+            let Loaded { object: mut object, revision } = state.load::<R>(namespace.as_deref(), &name).await?;
+            if force {
+                object.metadata_mut().deleted = Some(Timestamp::now());
+                return Ok(state.remove(&object, revision).await?.map(|_| object));
+            }
+            if object.metadata().deleted.is_some() {
+                return Ok(Some(object));
+            }
+            object.metadata_mut().deleted = Some(Timestamp::now());
+            object.metadata_mut().finalizers.push("cascade_deletion".into());
+            object.on_delete();
+            Ok(state.write(&mut object, revision).await?.map(|_| object))
+        })
+        .await?;
+    tracing::info!(kind = R::KIND, name = %name, namespace = ?namespace, force, "deletion requested");
+    match (blocking, waiter) {
+        (Some(wanted), Some(waiter)) => waiter.wait_for_state(&state, &wanted, object).await,
+        _ => Ok(object_response(&object)),
+    }
+}
+
+/// A `?blocking` request waiting for its object to reach a state, subscribed before the
+/// write so that no event can slip through.
+struct BlockingWait {
+    key: String,
+    replay: Vec<std::sync::Arc<crate::watch_cache::CachedEvent>>,
+    live: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::watch_cache::CachedEvent>>,
+}
+
+impl BlockingWait {
+    async fn subscribe<R: Resource>(state: &AppState, key: &str) -> Result<Self, Error> {
+        let cache = state.cache::<R>()?;
+        cache.wait_established(Duration::from_secs(5)).await?;
+        match cache.subscribe(None) {
+            Subscription::Cached { replay, live } => Ok(BlockingWait { key: key.to_string(), replay, live }),
+            Subscription::TooOld => Err(Error::Internal("fresh subscription cannot be too old".into())),
+        }
+    }
+
+    /// Wait until the object reaches `wanted` (a state name, or `DELETED` for removal);
+    /// answer with the object at that point.
+    async fn wait_for_state<R: Resource>(mut self, state: &AppState, wanted: &str, requested: R) -> Result<Response, Error> {
+        let timeout = state.config.blocking_timeout;
+        let shutdown = state.shutdown.clone();
+        let wait = async {
+            let mut pending = std::mem::take(&mut self.replay).into_iter();
+            loop {
+                let event = match pending.next() {
+                    Some(e) => e,
+                    None => match self.live.recv().await {
+                        Ok(e) => e,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            return Err(Error::StorageUnavailable("watch closed while blocking".into()));
+                        }
+                    },
+                };
+                if event.key != self.key {
+                    continue;
+                }
+                if wanted == "DELETED" {
+                    if event.event_type == EventType::Deleted {
+                        return Ok(None);
+                    }
+                } else if event.event_type != EventType::Deleted && event.state == Some(wanted) {
+                    return Ok(Some(event.object.clone()));
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(timeout, wait) => r.map_err(|_| Error::BlockingTimeout(timeout.as_secs()))?,
+            _ = shutdown.cancelled() => return Err(Error::StorageUnavailable("server shutting down".into())),
+        }?;
+        match outcome {
+            Some(object) => Ok(json_response(StatusCode::OK, object.to_vec())),
+            None => {
+                // Upstream answers with the requested object, its state set to DELETED.
+                let mut value = serde_json::to_value(&requested).map_err(|e| Error::Internal(e.to_string()))?;
+                if let Some(status) = value.get_mut("status").and_then(Value::as_object_mut) {
+                    status.insert("state".into(), Value::String("DELETED".into()));
+                }
+                Ok(json_response(StatusCode::OK, krake_crds::json::to_vec(&value)))
+            }
+        }
+    }
+}

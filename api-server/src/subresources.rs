@@ -1,0 +1,170 @@
+//! Kind-specific subresources: bindings (scheduler decisions) and the Application hook
+//! endpoints `complete`, `shutdown` and `retry` (spec §5.6, §5.7).
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::Response;
+use bytes::Bytes;
+use krake_crds::infrastructure::CloudBinding;
+use krake_crds::kubernetes::{Application, ApplicationState, Cluster, ClusterBinding, Complete, Shutdown};
+use krake_crds::openstack::{MagnumCluster, MagnumClusterBinding};
+use krake_crds::{Resource, ResourceRef, Timestamp, decode_request};
+
+use crate::auth::{Access, Caller, Verb};
+use crate::error::Error;
+use crate::resources::{Params, PathParams, parse_json, url_namespace};
+use crate::state::{AppState, Loaded, object_response};
+
+fn authorize_sub<R: Resource>(state: &AppState, caller: &Caller, params: &Params, sub: &str) -> Result<(Option<String>, String), Error> {
+    let namespace = url_namespace::<R>(params)?;
+    let resource = format!("{}/{}", R::PLURAL, sub);
+    state.authorize(caller, Access { api: R::API, resource: &resource, verb: Verb::Update, namespace: namespace.as_deref() })?;
+    let name = params.get("name").cloned().ok_or_else(|| Error::Internal("route without {name}".into()))?;
+    Ok((namespace, name))
+}
+
+/// Load, change and conditionally write an object, retrying on concurrent writes.
+async fn modify<R: Resource>(
+    state: &AppState,
+    namespace: Option<&str>,
+    name: &str,
+    change: impl Fn(&mut R) -> Result<(), Error>,
+) -> Result<Response, Error> {
+    state
+        .retrying(|| async {
+            let Loaded { object: mut object, revision } = state.load::<R>(namespace, name).await?;
+            change(&mut object)?;
+            Ok(state.write(&mut object, revision).await?.map(|_| object_response(&object)))
+        })
+        .await
+}
+
+fn add_owner(owners: &mut Vec<ResourceRef>, owner: &ResourceRef) {
+    if !owners.contains(owner) {
+        owners.push(owner.clone());
+    }
+}
+
+/// PUT `…/applications/{name}/binding`: the scheduler's decision.
+pub async fn application_binding(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let (namespace, name) = authorize_sub::<Application>(&state, &caller, &params, "binding")?;
+    let binding: ClusterBinding = decode_request(parse_json(&body)?)?;
+    modify::<Application>(&state, namespace.as_deref(), &name, |app| {
+        let now = Timestamp::now();
+        app.status.scheduled = Some(now);
+        app.status.kube_controller_triggered = Some(now);
+        app.status.scheduled_to = Some(binding.cluster.clone());
+        add_owner(&mut app.metadata.owners, &binding.cluster);
+        Ok(())
+    })
+    .await
+}
+
+/// PUT `…/clusters/{name}/binding`: a Cluster bound to a Cloud.
+pub async fn cluster_binding(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let (namespace, name) = authorize_sub::<Cluster>(&state, &caller, &params, "binding")?;
+    let binding: CloudBinding = decode_request(parse_json(&body)?)?;
+    modify::<Cluster>(&state, namespace.as_deref(), &name, |cluster| {
+        cluster.status.scheduled = Some(Timestamp::now());
+        cluster.status.scheduled_to = Some(binding.cloud.clone());
+        add_owner(&mut cluster.metadata.owners, &binding.cloud);
+        Ok(())
+    })
+    .await
+}
+
+/// PUT `…/magnumclusters/{name}/binding`. Upstream loads before parsing here (404 first).
+pub async fn magnum_cluster_binding(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let (namespace, name) = authorize_sub::<MagnumCluster>(&state, &caller, &params, "binding")?;
+    state.load::<MagnumCluster>(namespace.as_deref(), &name).await?;
+    let binding: MagnumClusterBinding = decode_request(parse_json(&body)?)?;
+    modify::<MagnumCluster>(&state, namespace.as_deref(), &name, |cluster| {
+        cluster.status.project = Some(binding.project.clone());
+        cluster.status.template = Some(binding.template.clone());
+        add_owner(&mut cluster.metadata.owners, &binding.project);
+        Ok(())
+    })
+    .await
+}
+
+fn invalid_token() -> Error {
+    Error::Unauthorized("No token has been provided or the provided one is invalid.".into())
+}
+
+/// PUT `…/applications/{name}/complete`: the workload reports completion.
+pub async fn application_complete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let (namespace, name) = authorize_sub::<Application>(&state, &caller, &params, "complete")?;
+    let complete: Complete = decode_request(parse_json(&body)?)?;
+    modify::<Application>(&state, namespace.as_deref(), &name, |app| {
+        match (&app.status.complete_token, &complete.token) {
+            (Some(expected), Some(given)) if expected == given => {}
+            _ => return Err(invalid_token()),
+        }
+        app.status.state = ApplicationState::ReadyForAction;
+        app.metadata.deleted = Some(Timestamp::now());
+        Ok(())
+    })
+    .await
+}
+
+/// PUT `…/applications/{name}/shutdown`: the workload finished its shutdown.
+pub async fn application_shutdown(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let (namespace, name) = authorize_sub::<Application>(&state, &caller, &params, "shutdown")?;
+    let shutdown: Shutdown = decode_request(parse_json(&body)?)?;
+    modify::<Application>(&state, namespace.as_deref(), &name, |app| {
+        match (&app.status.shutdown_token, &shutdown.token) {
+            (Some(expected), Some(given)) if expected == given => {}
+            _ => return Err(invalid_token()),
+        }
+        if matches!(app.status.state, ApplicationState::WaitingForCleaning | ApplicationState::Degraded) {
+            app.status.state = ApplicationState::ReadyForAction;
+            app.status.shutdown_grace_period = None;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// PUT `…/applications/{name}/retry`: retry a failed migration or deletion.
+pub async fn application_retry(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathParams(params): PathParams,
+) -> Result<Response, Error> {
+    // Upstream checks `applications/status` for this endpoint.
+    let (namespace, name) = authorize_sub::<Application>(&state, &caller, &params, "status")?;
+    modify::<Application>(&state, namespace.as_deref(), &name, |app| {
+        if app.status.state != ApplicationState::Degraded {
+            return Err(Error::bad_update("No migration or deletion retry needed"));
+        }
+        app.status.state = ApplicationState::WaitingForCleaning;
+        app.status.shutdown_grace_period = None;
+        Ok(())
+    })
+    .await
+}

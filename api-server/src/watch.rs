@@ -1,0 +1,221 @@
+//! The watch protocol (spec §7): NDJSON event lines on a chunked response, empty-line
+//! heartbeats, and the resumption extension `?watch&resource_version=N`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use krake_crds::Resource;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::error::Error;
+use crate::resources::{QueryParams, query_param};
+use crate::state::{AppState, decode_stored};
+use crate::storage::{WatchEvent, WatchStream};
+use crate::watch_cache::{CachedEvent, EventType, Renderer, Subscription};
+
+/// Validated query parameters of a list or watch request.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchOptions {
+    /// Heartbeat interval; `None` disables heartbeats.
+    pub heartbeat: Option<Duration>,
+    /// Replay changes after this revision.
+    pub resource_version: Option<i64>,
+}
+
+impl WatchOptions {
+    /// Parse `heartbeat` (validated even without `watch`, as upstream) and `resource_version`.
+    pub fn from_query(query: &QueryParams) -> Result<Self, Error> {
+        let heartbeat = match query_param(query, "heartbeat") {
+            None => Some(Duration::from_secs(10)),
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(0) => None,
+                Ok(n) if n > 0 => Some(Duration::from_secs(n as u64)),
+                Ok(_) => return Err(invalid_query("heartbeat", "Must be greater than or equal to 0.")),
+                Err(_) => return Err(invalid_query("heartbeat", "Not a valid integer.")),
+            },
+        };
+        let resource_version = match query_param(query, "resource_version") {
+            None | Some("") => None,
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n >= 0 => Some(n),
+                _ => return Err(invalid_query("resource_version", "Not a valid revision.")),
+            },
+        };
+        Ok(WatchOptions { heartbeat, resource_version })
+    }
+}
+
+fn invalid_query(field: &str, message: &str) -> Error {
+    Error::InvalidQuery(serde_json::json!({"query": {field: [message]}}).to_string())
+}
+
+fn key_segment_ok(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Split a storage key of kind `R` into namespace and name; `None` when the key does not
+/// match the kind's key template (such keys are skipped, as upstream).
+pub fn parse_key<R: Resource>(key: &str) -> Option<(Option<&str>, &str)> {
+    let rest = key.strip_prefix(&R::prefix(None))?;
+    if R::NAMESPACED {
+        let (ns, name) = rest.split_once('/')?;
+        (key_segment_ok(ns) && key_segment_ok(name)).then_some((Some(ns), name))
+    } else {
+        key_segment_ok(rest).then_some((None, rest))
+    }
+}
+
+/// The renderer of kind `R` for the watch cache: decode once, serialize the line once.
+pub fn renderer<R: Resource>() -> Renderer {
+    Arc::new(|event: &WatchEvent| {
+        let Some((namespace, _)) = parse_key::<R>(event.key()) else {
+            return Ok(None);
+        };
+        let namespace = namespace.map(str::to_string);
+        let (event_type, object) = match event {
+            WatchEvent::Put { kv } => {
+                let t = if kv.create_revision == kv.mod_revision { EventType::Added } else { EventType::Modified };
+                (t, decode_stored::<R>(kv)?)
+            }
+            WatchEvent::Delete { prev: Some(prev), revision, .. } => {
+                let mut object = decode_stored::<R>(prev)?;
+                // The deletion revision lets a client resume after this event.
+                object.metadata_mut().resource_version = Some(revision.to_string());
+                (EventType::Deleted, object)
+            }
+            WatchEvent::Delete { prev: None, key, .. } => {
+                tracing::warn!(key = %key, "deletion without the previous value; event skipped");
+                return Ok(None);
+            }
+        };
+        let head = format!("{{\"type\": \"{}\", \"object\": ", event_type.as_str());
+        let body = krake_crds::json::to_vec(&object);
+        let mut line = Vec::with_capacity(head.len() + body.len() + 2);
+        line.extend_from_slice(head.as_bytes());
+        line.extend_from_slice(&body);
+        line.extend_from_slice(b"}\n");
+        let line = Bytes::from(line);
+        let object_bytes = line.slice(head.len()..head.len() + body.len());
+        Ok(Some(CachedEvent {
+            revision: event.revision(),
+            key: event.key().to_string(),
+            namespace,
+            event_type,
+            state: object.state_name(),
+            line,
+            object: object_bytes,
+        }))
+    })
+}
+
+enum Source {
+    Cache { replay: Vec<Arc<CachedEvent>>, live: broadcast::Receiver<Arc<CachedEvent>> },
+    Store { stream: WatchStream, render: Renderer },
+}
+
+impl Source {
+    /// The next event; `None` ends the stream (broken watch, or a watcher too slow to
+    /// keep up, which must re-list).
+    async fn next(&mut self) -> Option<Arc<CachedEvent>> {
+        match self {
+            Source::Cache { replay, live } => {
+                if !replay.is_empty() {
+                    return Some(replay.remove(0));
+                }
+                match live.recv().await {
+                    Ok(e) => Some(e),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::info!(missed = n, "disconnecting a watcher that fell behind");
+                        None
+                    }
+                    Err(broadcast::error::RecvError::Closed) => None,
+                }
+            }
+            Source::Store { stream, render } => loop {
+                match stream.next().await? {
+                    Ok(event) => match render(&event) {
+                        Ok(Some(e)) => return Some(Arc::new(e)),
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::error!(error = %e, "undecodable stored object in watch");
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::info!(error = %e, "storage watch ended");
+                        return None;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Open a watch on kind `R` (optionally one namespace). Headers are only sent once the
+/// watch is established, so a client that got them cannot miss a later write.
+pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, options: WatchOptions) -> Result<Response, Error> {
+    let cache = state.cache::<R>()?.clone();
+    cache.wait_established(Duration::from_secs(5)).await?;
+    let source = match cache.subscribe(options.resource_version) {
+        Subscription::Cached { mut replay, live } => {
+            replay.retain(|e| namespace.is_none() || e.namespace == namespace);
+            Source::Cache { replay, live }
+        }
+        Subscription::TooOld => {
+            let from = options.resource_version.unwrap_or(0) + 1;
+            let stream = state.store.watch(cache.prefix(), Some(from)).await.map_err(|e| match e {
+                Error::Compacted { oldest, .. } => Error::Compacted { requested: from - 1, oldest },
+                other => other,
+            })?;
+            Source::Store { stream, render: cache.renderer().clone() }
+        }
+    };
+
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
+    let shutdown = state.shutdown.clone();
+    let metrics = state.metrics.clone();
+    metrics.open_watchers.inc();
+    tokio::spawn(async move {
+        let mut source = source;
+        let mut heartbeat = options.heartbeat.map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
+        loop {
+            let next_beat = async {
+                match heartbeat.as_mut() {
+                    Some(i) => {
+                        i.tick().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tx.closed() => break,
+                _ = next_beat => {
+                    if tx.send(Ok(Bytes::from_static(b"\n"))).await.is_err() {
+                        break;
+                    }
+                }
+                event = source.next() => {
+                    let Some(event) = event else { break };
+                    if namespace.is_some() && event.namespace != namespace {
+                        continue;
+                    }
+                    if tx.send(Ok(event.line.clone())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        metrics.open_watchers.dec();
+    });
+
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    Ok(response)
+}

@@ -1,0 +1,236 @@
+//! The watch cache: one storage watch per resource kind feeds every HTTP watcher of that
+//! kind. Each event is decoded and rendered to its NDJSON line once, kept in a bounded
+//! ring for resumption (`?watch&resource_version=N`) and fanned out through a bounded
+//! broadcast channel. A watcher that falls behind the channel is cut off instead of
+//! slowing the others; memory is bounded by the ring and channel capacities.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::storage::{Store, WatchEvent, WatchStream};
+
+/// Event type of the Krake watch protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// First write of a key.
+    Added,
+    /// Later write of a key.
+    Modified,
+    /// Removal of a key; the object is its last stored version.
+    Deleted,
+}
+
+impl EventType {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One event, decoded and rendered once for all watchers.
+#[derive(Debug, Clone)]
+pub struct CachedEvent {
+    /// Storage revision of the change.
+    pub revision: i64,
+    /// Storage key of the object.
+    pub key: String,
+    /// Namespace parsed from the key (`None` for global kinds).
+    pub namespace: Option<String>,
+    /// Event type.
+    pub event_type: EventType,
+    /// State name of the object's status, when it has one.
+    pub state: Option<&'static str>,
+    /// The complete NDJSON line (`{"type": ..., "object": ...}\n`).
+    pub line: Bytes,
+    /// The object's JSON, a slice of `line`.
+    pub object: Bytes,
+}
+
+/// Turns a storage event into a cached event; `Ok(None)` skips keys that do not match the
+/// kind's key template.
+pub type Renderer = Arc<dyn Fn(&WatchEvent) -> Result<Option<CachedEvent>, Error> + Send + Sync>;
+
+/// Where a new subscription starts.
+pub enum Subscription {
+    /// Replay these events, then follow the receiver.
+    Cached {
+        /// Events after the requested revision still in the ring.
+        replay: Vec<Arc<CachedEvent>>,
+        /// Live events.
+        live: broadcast::Receiver<Arc<CachedEvent>>,
+    },
+    /// The requested revision is older than the ring; the caller must read the storage
+    /// history directly.
+    TooOld,
+}
+
+struct Ring {
+    events: VecDeque<Arc<CachedEvent>>,
+    /// Every event with a revision above this one is in `events` (or not yet happened).
+    covered_from: i64,
+    sender: broadcast::Sender<Arc<CachedEvent>>,
+}
+
+/// The cache of one resource kind.
+pub struct WatchCache {
+    prefix: String,
+    store: Arc<dyn Store>,
+    render: Renderer,
+    capacity: usize,
+    ring: Mutex<Ring>,
+    established: watch::Sender<bool>,
+}
+
+impl WatchCache {
+    /// A cache for the keys under `prefix`, keeping `capacity` events.
+    pub fn new(prefix: String, store: Arc<dyn Store>, render: Renderer, capacity: usize) -> Arc<Self> {
+        let (sender, _) = broadcast::channel(capacity.max(16));
+        Arc::new(WatchCache {
+            prefix,
+            store,
+            render,
+            capacity,
+            ring: Mutex::new(Ring { events: VecDeque::new(), covered_from: i64::MAX, sender }),
+            established: watch::channel(false).0,
+        })
+    }
+
+    /// The storage prefix this cache follows.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The renderer, for watchers reading the storage history directly.
+    pub fn renderer(&self) -> &Renderer {
+        &self.render
+    }
+
+    /// Whether the storage watch is currently established.
+    pub fn is_established(&self) -> bool {
+        *self.established.borrow()
+    }
+
+    /// Follow the storage until `shutdown`, re-establishing the watch after errors.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut next: Option<i64> = None;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                s = self.establish(next) => s,
+            };
+            let mut stream: WatchStream = match stream {
+                Ok(s) => {
+                    backoff = Duration::from_millis(100);
+                    s
+                }
+                Err(e) => {
+                    tracing::warn!(prefix = %self.prefix, error = %e, "watch cache cannot watch the store; retrying");
+                    if matches!(e, Error::Compacted { .. }) {
+                        next = None;
+                    }
+                    self.established.send_replace(false);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            self.established.send_replace(true);
+            loop {
+                let item = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    item = stream.next() => item,
+                };
+                match item {
+                    Some(Ok(event)) => {
+                        next = Some(event.revision() + 1);
+                        match (self.render)(&event) {
+                            Ok(Some(cached)) => self.push(Arc::new(cached)),
+                            Ok(None) => {}
+                            Err(e) => tracing::error!(prefix = %self.prefix, key = event.key(), error = %e, "skipping undecodable stored object"),
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(prefix = %self.prefix, error = %e, "storage watch broke; re-establishing");
+                        if matches!(e, Error::Compacted { .. }) {
+                            next = None;
+                        }
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            self.established.send_replace(false);
+        }
+        self.established.send_replace(false);
+    }
+
+    /// Open the storage watch. Without a continuation point (first start, or after a
+    /// compaction made the history unusable) the ring restarts from the current revision
+    /// and existing subscribers are cut off, since they may have missed events.
+    async fn establish(&self, next: Option<i64>) -> Result<WatchStream, Error> {
+        match next {
+            Some(rev) => self.store.watch(&self.prefix, Some(rev)).await,
+            None => {
+                let current = self.store.current_revision().await?;
+                let stream = self.store.watch(&self.prefix, Some(current + 1)).await?;
+                let mut ring = self.ring.lock().expect("watch cache lock poisoned");
+                ring.events.clear();
+                ring.covered_from = current;
+                let (sender, _) = broadcast::channel(self.capacity.max(16));
+                ring.sender = sender;
+                Ok(stream)
+            }
+        }
+    }
+
+    fn push(&self, event: Arc<CachedEvent>) {
+        let mut ring = self.ring.lock().expect("watch cache lock poisoned");
+        if ring.events.len() >= self.capacity
+            && let Some(evicted) = ring.events.pop_front()
+        {
+            ring.covered_from = evicted.revision;
+        }
+        ring.events.push_back(event.clone());
+        // No receiver is not an error: nobody watches this kind right now.
+        let _ = ring.sender.send(event);
+    }
+
+    /// Wait until the storage watch is established (bounded), so that a subscription
+    /// reflects every later write.
+    pub async fn wait_established(&self, timeout: Duration) -> Result<(), Error> {
+        let mut rx = self.established.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|e| *e))
+            .await
+            .map_err(|_| Error::StorageUnavailable(format!("watch on {} is not established", self.prefix)))?
+            .map_err(|_| Error::StorageUnavailable("watch cache stopped".into()))?;
+        Ok(())
+    }
+
+    /// Subscribe to events after revision `after` (or to every future event).
+    pub fn subscribe(&self, after: Option<i64>) -> Subscription {
+        let ring = self.ring.lock().expect("watch cache lock poisoned");
+        match after {
+            None => Subscription::Cached { replay: Vec::new(), live: ring.sender.subscribe() },
+            Some(n) if n >= ring.covered_from => Subscription::Cached {
+                replay: ring.events.iter().filter(|e| e.revision > n).cloned().collect(),
+                live: ring.sender.subscribe(),
+            },
+            Some(_) => Subscription::TooOld,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The one test command: installs the tools it needs, then runs every test of the
+# workspace (unit, black-box HTTP, storage conformance against a real etcd, multi-process).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+hack/install-tools.sh
+
+# Tests that need etcd fail (never skip) when it is missing.
+export KRAKE_REQUIRE_ETCD=1
+cargo test --workspace --all-targets --locked -- --test-threads="${KRAKE_TEST_THREADS:-4}"

@@ -4,7 +4,6 @@
 //! A missing `etcd` binary is a test failure, never a skip: the storage conformance suite
 //! and the HTTP tests must run against the real thing in CI.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -196,7 +195,7 @@ pub fn find_etcd() -> PathBuf {
         assert!(path.is_file(), "{ETCD_BIN_ENV}={} is not a file", path.display());
         return path;
     }
-    let path_var = std::env::var_os("PATH").unwrap_or_else(OsString::new);
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path_var)
         .map(|dir| dir.join("etcd"))
         .chain([PathBuf::from("/usr/bin/etcd"), PathBuf::from("/usr/local/bin/etcd")])

@@ -26,11 +26,16 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{KeyValue, Store, WatchEvent, WatchStream, WriteOutcome};
 use crate::error::Error;
 
-/// Key → (create_revision, mod_revision, version, value).
-const KV: TableDefinition<&str, (i64, i64, i64, &[u8])> = TableDefinition::new("kv");
-/// Revision → (kind, key, create_revision, mod_revision, version, value). For a put the
+/// A stored key: (create_revision, mod_revision, version, value).
+type Record<'a> = (i64, i64, i64, &'a [u8]);
+/// A past event: (kind, key, create_revision, mod_revision, version, value). For a put the
 /// record is the new value; for a delete it is the value just before the deletion.
-const HISTORY: TableDefinition<i64, (u8, &str, i64, i64, i64, &[u8])> = TableDefinition::new("history");
+type HistoryRecord<'a> = (u8, &'a str, i64, i64, i64, &'a [u8]);
+
+/// Key → record.
+const KV: TableDefinition<&str, Record<'static>> = TableDefinition::new("kv");
+/// Revision → event.
+const HISTORY: TableDefinition<i64, HistoryRecord<'static>> = TableDefinition::new("history");
 /// Store-wide counters.
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 const META_REVISION: &str = "revision";
@@ -250,13 +255,7 @@ impl Inner {
     }
 
     /// Register a watch: subscribe to live events and replay the history from `start`.
-    /// Returns the replayed events, the receiver and the first revision the live part may
-    /// deliver.
-    fn register_watch(
-        &self,
-        prefix: &str,
-        start: Option<i64>,
-    ) -> Result<(Vec<WatchEvent>, broadcast::Receiver<Arc<WatchEvent>>, i64), Error> {
+    fn register_watch(&self, prefix: &str, start: Option<i64>) -> Result<Registration, Error> {
         let (receiver, snapshot, current) = {
             let _guard = self.lock();
             let receiver = self.events.subscribe();
@@ -287,12 +286,22 @@ impl Inner {
             }
         }
         let next = (current + 1).max(start.unwrap_or(0));
-        Ok((replay, receiver, next))
+        Ok(Registration { replay, receiver, next })
     }
 }
 
+/// A registered watch.
+struct Registration {
+    /// Past events to deliver first.
+    replay: Vec<WatchEvent>,
+    /// Live events, from the registration on.
+    receiver: broadcast::Receiver<Arc<WatchEvent>>,
+    /// The first revision the live part may deliver.
+    next: i64,
+}
+
 /// Remove history events before `keep_from`.
-fn trim_history(history: &mut redb::Table<'_, i64, (u8, &str, i64, i64, i64, &[u8])>, keep_from: i64) -> Result<(), Error> {
+fn trim_history(history: &mut redb::Table<'_, i64, HistoryRecord<'static>>, keep_from: i64) -> Result<(), Error> {
     loop {
         let first = history.first().map_err(internal)?.map(|(rev, _)| rev.value());
         match first {
@@ -304,11 +313,11 @@ fn trim_history(history: &mut redb::Table<'_, i64, (u8, &str, i64, i64, i64, &[u
     }
 }
 
-fn to_key_value(key: &str, (create_revision, mod_revision, version, value): (i64, i64, i64, &[u8])) -> KeyValue {
+fn to_key_value(key: &str, (create_revision, mod_revision, version, value): Record<'_>) -> KeyValue {
     KeyValue { key: key.to_string(), value: value.to_vec(), create_revision, mod_revision, version }
 }
 
-fn to_event(revision: i64, (kind, key, create, modified, version, value): (u8, &str, i64, i64, i64, &[u8])) -> WatchEvent {
+fn to_event(revision: i64, (kind, key, create, modified, version, value): HistoryRecord<'_>) -> WatchEvent {
     let kv = to_key_value(key, (create, modified, version, value));
     if kind == EVENT_DELETE {
         WatchEvent::Delete { key: key.to_string(), revision, prev: Some(kv) }
@@ -388,7 +397,7 @@ impl Store for EmbeddedStore {
         let prefix = prefix.to_string();
         // Like etcd, revision 0 (or below) means "from now".
         let start = start_revision.filter(|rev| *rev > 0);
-        let (replay, receiver, next) = {
+        let Registration { replay, receiver, next } = {
             let prefix = prefix.clone();
             blocking(move || inner.register_watch(&prefix, start)).await?
         };

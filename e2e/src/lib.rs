@@ -1,4 +1,6 @@
 //! Test support shared by the test suites of every crate: real etcd processes started on
-//! free ports, and (later) the Kubernetes API test double.
+//! free ports, the API server as a child process, and (later) the Kubernetes API test
+//! double.
 
+pub mod api_server;
 pub mod etcd;

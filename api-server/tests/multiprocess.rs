@@ -1,0 +1,202 @@
+//! Multi-process tests: real `krake-api` processes on a real etcd or the embedded store.
+//! Read-your-writes across two servers, restarts mid-traffic, graceful shutdown.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use krake_e2e::api_server::ApiServerProcess;
+use krake_e2e::etcd::EtcdServer;
+use serde_json::{Value, json};
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_krake-api"))
+}
+
+fn application(name: &str) -> Value {
+    json!({
+        "metadata": {"name": name},
+        "spec": {
+            "manifest": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"k": "v"}}],
+            "constraints": {"cluster": {}}
+        }
+    })
+}
+
+fn apps_url(base: &str) -> String {
+    format!("{base}/kubernetes/namespaces/ns1/applications")
+}
+
+#[tokio::test]
+async fn a_write_through_one_server_is_read_through_another() {
+    let etcd = EtcdServer::start().await;
+    let endpoint = etcd.endpoint();
+    let args = ["--etcd-endpoints", endpoint.as_str()];
+    let a = ApiServerProcess::start(binary(), &args).await;
+    let b = ApiServerProcess::start(binary(), &args).await;
+    let client = reqwest::Client::new();
+
+    for i in 0..20 {
+        let name = format!("app{i}");
+        let created = client.post(apps_url(&a.url())).json(&application(&name)).send().await.unwrap();
+        assert_eq!(created.status(), 200);
+        let created: Value = created.json().await.unwrap();
+        // Immediately, with no delay: a linearizable read through the other server.
+        let read = client.get(format!("{}/{name}", apps_url(&b.url()))).send().await.unwrap();
+        assert_eq!(read.status(), 200, "write through A not visible through B");
+        let read: Value = read.json().await.unwrap();
+        assert_eq!(read, created);
+
+        let mut changed = read.clone();
+        changed["metadata"]["labels"] = json!({"round": i.to_string()});
+        let updated = client.put(format!("{}/{name}", apps_url(&b.url()))).json(&changed).send().await.unwrap();
+        assert_eq!(updated.status(), 200);
+        let listed: Value = client.get(apps_url(&a.url())).send().await.unwrap().json().await.unwrap();
+        let item = listed["items"].as_array().unwrap().iter().find(|o| o["metadata"]["name"] == name).cloned().unwrap();
+        assert_eq!(item["metadata"]["labels"]["round"], i.to_string());
+    }
+}
+
+#[tokio::test]
+async fn a_watch_on_one_server_sees_writes_through_another() {
+    let etcd = EtcdServer::start().await;
+    let endpoint = etcd.endpoint();
+    let args = ["--etcd-endpoints", endpoint.as_str()];
+    let a = ApiServerProcess::start(binary(), &args).await;
+    let b = ApiServerProcess::start(binary(), &args).await;
+    let client = reqwest::Client::new();
+    let mut watch = client.get(format!("{}?watch&heartbeat=0", apps_url(&b.url()))).send().await.unwrap();
+    assert_eq!(watch.status(), 200);
+    for i in 0..5 {
+        let r = client.post(apps_url(&a.url())).json(&application(&format!("w{i}"))).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let mut buffer = String::new();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), watch.chunk()).await.expect("watch stalled").unwrap().unwrap();
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(pos) = buffer.find('\n') {
+            let line: String = buffer.drain(..=pos).collect();
+            if line.trim().is_empty() {
+                continue;
+            }
+            let event: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(event["type"], "ADDED");
+            seen.push(event["object"]["metadata"]["name"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(seen, vec!["w0", "w1", "w2", "w3", "w4"]);
+}
+
+/// Creates under load, SIGTERM, restart on the same store: every acknowledged create is
+/// still there.
+async fn restart_mid_traffic_loses_nothing(args: &[&str]) {
+    let mut server = ApiServerProcess::start(binary(), args).await;
+    let url = apps_url(&server.url());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let url = url.clone();
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut acknowledged = Vec::new();
+            for i in 0..10_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let name = format!("r{w}-{i}");
+                match client.post(&url).json(&application(&name)).send().await {
+                    Ok(r) if r.status() == 200 => acknowledged.push(name),
+                    // Refused or cut-off requests during shutdown were never acknowledged.
+                    _ => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let status = server.terminate().await;
+    stop.store(true, Ordering::Relaxed);
+    assert!(status.success(), "krake-api exited with {status} on SIGTERM");
+    let mut acknowledged = Vec::new();
+    for w in writers {
+        acknowledged.extend(w.await.unwrap());
+    }
+    assert!(acknowledged.len() > 10, "too little traffic before the stop: {}", acknowledged.len());
+
+    server.restart().await;
+    let listed: Value = reqwest::get(apps_url(&server.url())).await.unwrap().json().await.unwrap();
+    let names: std::collections::HashSet<String> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    for name in &acknowledged {
+        assert!(names.contains(name), "acknowledged create of {name} lost across the restart");
+    }
+}
+
+#[tokio::test]
+async fn restart_mid_traffic_on_the_embedded_store_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    restart_mid_traffic_loses_nothing(&["--data-dir", &data]).await;
+}
+
+#[tokio::test]
+async fn restart_mid_traffic_on_etcd_loses_nothing() {
+    let etcd = EtcdServer::start().await;
+    let endpoint = etcd.endpoint();
+    restart_mid_traffic_loses_nothing(&["--etcd-endpoints", &endpoint]).await;
+}
+
+#[tokio::test]
+async fn sigterm_closes_watch_streams_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let mut server = ApiServerProcess::start(binary(), &["--data-dir", &data]).await;
+    let client = reqwest::Client::new();
+    let mut watch = client.get(format!("{}?watch&heartbeat=1", apps_url(&server.url()))).send().await.unwrap();
+    assert_eq!(watch.status(), 200);
+    let reader = tokio::spawn(async move {
+        // Reads heartbeats until the server ends the stream; a clean end is `Ok(None)`.
+        loop {
+            match watch.chunk().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = server.terminate().await;
+    assert!(status.success(), "exit status {status}");
+    let ended = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("stream not closed").unwrap();
+    assert_eq!(ended, Ok(()), "watch stream was not terminated cleanly");
+}
+
+#[test]
+fn invalid_configuration_stops_with_a_one_line_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("authorization: bogus\n", "Unknown authorization strategy 'bogus'"),
+        ("port: [1\n", "not valid YAML"),
+        ("tls: {enabled: true, cert: a, key: b, client_ca: c}\n", "tls.enabled"),
+    ];
+    for (yaml, expected) in cases {
+        let path = dir.path().join("api.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let output = std::process::Command::new(binary()).args(["--config", path.to_str().unwrap()]).output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let output = std::process::Command::new(binary()).args(["--config", "/nonexistent/api.yaml"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read /nonexistent/api.yaml"));
+}

@@ -8,4 +8,4 @@ hack/install-tools.sh
 
 # Tests that need etcd fail (never skip) when it is missing.
 export KRAKE_REQUIRE_ETCD=1
-cargo test --workspace --all-targets --locked -- --test-threads="${KRAKE_TEST_THREADS:-4}"
+cargo test --workspace --lib --bins --tests --locked -- --test-threads="${KRAKE_TEST_THREADS:-4}"

@@ -110,7 +110,7 @@ async fn a_stale_resource_version_is_not_retried() {
     let base = format!("http://{}", server.addr);
     let mut role = create_role(&base).await;
     role["metadata"]["labels"] = json!({"a": "b"});
-    role["metadata"]["resource_version"] = json!("1");
+    role["metadata"]["resource_version"] = json!("0");
     let r = reqwest::Client::new().put(format!("{base}/core/roles/r1")).json(&role).send().await.unwrap();
     assert_eq!(r.status(), 409);
     assert_eq!(store.update_attempts.load(Ordering::SeqCst), 0, "a failed precondition writes nothing");

@@ -46,7 +46,13 @@ impl EtcdServer {
             .prefix("krake-etcd-")
             .tempdir()
             .expect("create a temporary directory for etcd");
-        let mut server = EtcdServer { binary, dir, client_port: 0, peer_port: 0, child: None };
+        let mut server = EtcdServer {
+            binary,
+            dir,
+            client_port: 0,
+            peer_port: 0,
+            child: None,
+        };
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
             server.client_port = free_port();
@@ -109,8 +115,12 @@ impl EtcdServer {
     }
 
     async fn spawn_and_wait(&mut self) -> Result<(), String> {
-        let log_path = self.dir.path().join(format!("etcd-{}.log", self.client_port));
-        let log = File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
+        let log_path = self
+            .dir
+            .path()
+            .join(format!("etcd-{}.log", self.client_port));
+        let log =
+            File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
         let client_url = self.endpoint();
         let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
@@ -148,7 +158,9 @@ impl EtcdServer {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
-        let child = command.spawn().map_err(|e| format!("spawn {}: {e}", self.binary.display()))?;
+        let child = command
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.binary.display()))?;
         self.child = Some(child);
 
         let deadline = Instant::now() + START_TIMEOUT;
@@ -158,13 +170,19 @@ impl EtcdServer {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
-                return Err(format!("etcd exited with {status}; log:\n{}", log_tail(&log_path)));
+                return Err(format!(
+                    "etcd exited with {status}; log:\n{}",
+                    log_tail(&log_path)
+                ));
             }
             if healthy(addr).await {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("etcd not healthy after {START_TIMEOUT:?}; log:\n{}", log_tail(&log_path)));
+                return Err(format!(
+                    "etcd not healthy after {START_TIMEOUT:?}; log:\n{}",
+                    log_tail(&log_path)
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -192,7 +210,11 @@ impl Drop for EtcdServer {
 pub fn find_etcd() -> PathBuf {
     if let Some(path) = std::env::var_os(ETCD_BIN_ENV) {
         let path = PathBuf::from(path);
-        assert!(path.is_file(), "{ETCD_BIN_ENV}={} is not a file", path.display());
+        assert!(
+            path.is_file(),
+            "{ETCD_BIN_ENV}={} is not a file",
+            path.display()
+        );
         return path;
     }
     let path_var = std::env::var_os("PATH").unwrap_or_default();
@@ -205,12 +227,17 @@ pub fn find_etcd() -> PathBuf {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 fn free_port() -> u16 {
     let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind an ephemeral loopback port");
-    listener.local_addr().expect("local address of a bound socket").port()
+    listener
+        .local_addr()
+        .expect("local address of a bound socket")
+        .port()
 }
 
 /// `GET /health` over a raw HTTP/1.0 request, so the test support needs no HTTP client.
@@ -224,9 +251,16 @@ async fn healthy(addr: SocketAddr) -> bool {
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.ok()?;
         let response = String::from_utf8_lossy(&response);
-        Some(response.starts_with("HTTP/1.") && response.contains(" 200 ") && response.contains("\"health\":\"true\""))
+        Some(
+            response.starts_with("HTTP/1.")
+                && response.contains(" 200 ")
+                && response.contains("\"health\":\"true\""),
+        )
     };
-    matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Some(true)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), probe).await,
+        Ok(Some(true))
+    )
 }
 
 fn log_tail(path: &Path) -> String {

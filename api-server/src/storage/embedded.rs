@@ -63,7 +63,10 @@ pub struct EmbeddedOptions {
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        EmbeddedOptions { history_limit: DEFAULT_HISTORY_LIMIT, watch_buffer: DEFAULT_WATCH_BUFFER }
+        EmbeddedOptions {
+            history_limit: DEFAULT_HISTORY_LIMIT,
+            watch_buffer: DEFAULT_WATCH_BUFFER,
+        }
     }
 }
 
@@ -95,15 +98,29 @@ impl fmt::Debug for EmbeddedStore {
 impl EmbeddedStore {
     /// Open (or create) the store file at `path`, keeping the last `history_limit` events.
     pub async fn open(path: impl AsRef<Path>, history_limit: usize) -> Result<Self, Error> {
-        Self::open_with(path, EmbeddedOptions { history_limit, ..EmbeddedOptions::default() }).await
+        Self::open_with(
+            path,
+            EmbeddedOptions {
+                history_limit,
+                ..EmbeddedOptions::default()
+            },
+        )
+        .await
     }
 
     /// Open (or create) the store file at `path` with explicit options.
-    pub async fn open_with(path: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, Error> {
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: EmbeddedOptions,
+    ) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
         blocking(move || {
-            let db = Database::create(&path)
-                .map_err(|e| Error::Internal(format!("embedded store: cannot open {}: {e}", path.display())))?;
+            let db = Database::create(&path).map_err(|e| {
+                Error::Internal(format!(
+                    "embedded store: cannot open {}: {e}",
+                    path.display()
+                ))
+            })?;
             Self::init(db, options)
         })
         .await
@@ -112,7 +129,9 @@ impl EmbeddedStore {
     /// A store that lives in memory only, for tests.
     pub async fn in_memory(options: EmbeddedOptions) -> Result<Self, Error> {
         blocking(move || {
-            let db = Database::builder().create_with_backend(InMemoryBackend::new()).map_err(internal)?;
+            let db = Database::builder()
+                .create_with_backend(InMemoryBackend::new())
+                .map_err(internal)?;
             Self::init(db, options)
         })
         .await
@@ -126,7 +145,11 @@ impl EmbeddedStore {
             txn.open_table(KV).map_err(internal)?;
             let mut history = txn.open_table(HISTORY).map_err(internal)?;
             let meta = txn.open_table(META).map_err(internal)?;
-            let revision = meta.get(META_REVISION).map_err(internal)?.map(|g| g.value()).unwrap_or(0);
+            let revision = meta
+                .get(META_REVISION)
+                .map_err(internal)?
+                .map(|g| g.value())
+                .unwrap_or(0);
             // The limit may have been lowered since the file was last opened.
             trim_history(&mut history, revision + 1 - history_limit as i64)?;
             revision
@@ -134,7 +157,13 @@ impl EmbeddedStore {
         txn.commit().map_err(internal)?;
         let (events, _) = broadcast::channel(options.watch_buffer.max(1));
         Ok(EmbeddedStore {
-            inner: Arc::new(Inner { db, write_lock: Mutex::new(()), revision: AtomicI64::new(revision), events, history_limit }),
+            inner: Arc::new(Inner {
+                db,
+                write_lock: Mutex::new(()),
+                revision: AtomicI64::new(revision),
+                events,
+                history_limit,
+            }),
         })
     }
 
@@ -180,7 +209,9 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, ()> {
         // A panic while holding the lock dropped (= aborted) its redb transaction, so the
         // data behind the lock is consistent and poisoning can be ignored.
-        self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
+        self.write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self, key: &str, op: Op) -> Result<WriteOutcome, Error> {
@@ -203,48 +234,97 @@ impl Inner {
     }
 
     /// Check the condition and stage the write; `None` when the condition fails.
-    fn apply(&self, txn: &WriteTransaction, key: &str, op: Op) -> Result<Option<WatchEvent>, Error> {
+    fn apply(
+        &self,
+        txn: &WriteTransaction,
+        key: &str,
+        op: Op,
+    ) -> Result<Option<WatchEvent>, Error> {
         let mut kv = txn.open_table(KV).map_err(internal)?;
-        let current = kv.get(key).map_err(internal)?.map(|g| to_key_value(key, g.value()));
+        let current = kv
+            .get(key)
+            .map_err(internal)?
+            .map(|g| to_key_value(key, g.value()));
         let mut meta = txn.open_table(META).map_err(internal)?;
-        let revision = meta.get(META_REVISION).map_err(internal)?.map(|g| g.value()).unwrap_or(0) + 1;
+        let revision = meta
+            .get(META_REVISION)
+            .map_err(internal)?
+            .map(|g| g.value())
+            .unwrap_or(0)
+            + 1;
         let event = match (op, current) {
             (Op::Create(value), None) => WatchEvent::Put {
-                kv: KeyValue { key: key.to_string(), value, create_revision: revision, mod_revision: revision, version: 1 },
-            },
-            (Op::Update(value, expected), Some(cur)) if cur.mod_revision == expected => WatchEvent::Put {
                 kv: KeyValue {
                     key: key.to_string(),
                     value,
-                    create_revision: cur.create_revision,
+                    create_revision: revision,
                     mod_revision: revision,
-                    version: cur.version + 1,
+                    version: 1,
                 },
             },
+            (Op::Update(value, expected), Some(cur)) if cur.mod_revision == expected => {
+                WatchEvent::Put {
+                    kv: KeyValue {
+                        key: key.to_string(),
+                        value,
+                        create_revision: cur.create_revision,
+                        mod_revision: revision,
+                        version: cur.version + 1,
+                    },
+                }
+            }
             (Op::Delete(expected), Some(cur)) if cur.mod_revision == expected => {
-                WatchEvent::Delete { key: key.to_string(), revision, prev: Some(cur) }
+                WatchEvent::Delete {
+                    key: key.to_string(),
+                    revision,
+                    prev: Some(cur),
+                }
             }
             _ => return Ok(None),
         };
         let mut history = txn.open_table(HISTORY).map_err(internal)?;
         match &event {
             WatchEvent::Put { kv: new } => {
-                kv.insert(key, (new.create_revision, new.mod_revision, new.version, new.value.as_slice()))
-                    .map_err(internal)?;
+                kv.insert(
+                    key,
+                    (
+                        new.create_revision,
+                        new.mod_revision,
+                        new.version,
+                        new.value.as_slice(),
+                    ),
+                )
+                .map_err(internal)?;
                 history
                     .insert(
                         revision,
-                        (EVENT_PUT, key, new.create_revision, new.mod_revision, new.version, new.value.as_slice()),
+                        (
+                            EVENT_PUT,
+                            key,
+                            new.create_revision,
+                            new.mod_revision,
+                            new.version,
+                            new.value.as_slice(),
+                        ),
                     )
                     .map_err(internal)?;
             }
             WatchEvent::Delete { prev, .. } => {
                 kv.remove(key).map_err(internal)?;
-                let prev = prev.as_ref().expect("a delete event is built with its previous value");
+                let prev = prev
+                    .as_ref()
+                    .expect("a delete event is built with its previous value");
                 history
                     .insert(
                         revision,
-                        (EVENT_DELETE, key, prev.create_revision, prev.mod_revision, prev.version, prev.value.as_slice()),
+                        (
+                            EVENT_DELETE,
+                            key,
+                            prev.create_revision,
+                            prev.mod_revision,
+                            prev.version,
+                            prev.value.as_slice(),
+                        ),
                     )
                     .map_err(internal)?;
             }
@@ -273,9 +353,16 @@ impl Inner {
         if let (Some(start), Some(snapshot)) = (start, snapshot) {
             let history = snapshot.open_table(HISTORY).map_err(internal)?;
             // Revisions are contiguous, so an empty history means every past event is gone.
-            let oldest = history.first().map_err(internal)?.map(|(rev, _)| rev.value()).unwrap_or(current + 1);
+            let oldest = history
+                .first()
+                .map_err(internal)?
+                .map(|(rev, _)| rev.value())
+                .unwrap_or(current + 1);
             if start < oldest {
-                return Err(Error::Compacted { requested: start, oldest });
+                return Err(Error::Compacted {
+                    requested: start,
+                    oldest,
+                });
             }
             for entry in history.range(start..).map_err(internal)? {
                 let (revision, record) = entry.map_err(internal)?;
@@ -286,7 +373,11 @@ impl Inner {
             }
         }
         let next = (current + 1).max(start.unwrap_or(0));
-        Ok(Registration { replay, receiver, next })
+        Ok(Registration {
+            replay,
+            receiver,
+            next,
+        })
     }
 }
 
@@ -301,9 +392,15 @@ struct Registration {
 }
 
 /// Remove history events before `keep_from`.
-fn trim_history(history: &mut redb::Table<'_, i64, HistoryRecord<'static>>, keep_from: i64) -> Result<(), Error> {
+fn trim_history(
+    history: &mut redb::Table<'_, i64, HistoryRecord<'static>>,
+    keep_from: i64,
+) -> Result<(), Error> {
     loop {
-        let first = history.first().map_err(internal)?.map(|(rev, _)| rev.value());
+        let first = history
+            .first()
+            .map_err(internal)?
+            .map(|(rev, _)| rev.value());
         match first {
             Some(rev) if rev < keep_from => {
                 history.pop_first().map_err(internal)?;
@@ -313,14 +410,30 @@ fn trim_history(history: &mut redb::Table<'_, i64, HistoryRecord<'static>>, keep
     }
 }
 
-fn to_key_value(key: &str, (create_revision, mod_revision, version, value): Record<'_>) -> KeyValue {
-    KeyValue { key: key.to_string(), value: value.to_vec(), create_revision, mod_revision, version }
+fn to_key_value(
+    key: &str,
+    (create_revision, mod_revision, version, value): Record<'_>,
+) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: value.to_vec(),
+        create_revision,
+        mod_revision,
+        version,
+    }
 }
 
-fn to_event(revision: i64, (kind, key, create, modified, version, value): HistoryRecord<'_>) -> WatchEvent {
+fn to_event(
+    revision: i64,
+    (kind, key, create, modified, version, value): HistoryRecord<'_>,
+) -> WatchEvent {
     let kv = to_key_value(key, (create, modified, version, value));
     if kind == EVENT_DELETE {
-        WatchEvent::Delete { key: key.to_string(), revision, prev: Some(kv) }
+        WatchEvent::Delete {
+            key: key.to_string(),
+            revision,
+            prev: Some(kv),
+        }
     } else {
         WatchEvent::Put { kv }
     }
@@ -331,7 +444,9 @@ fn internal(error: impl fmt::Display) -> Error {
 }
 
 /// Run redb work off the async runtime.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Error::Internal(format!("embedded store task failed: {e}")))?
@@ -345,7 +460,10 @@ impl Store for EmbeddedStore {
         blocking(move || {
             let txn = inner.db.begin_read().map_err(internal)?;
             let kv = txn.open_table(KV).map_err(internal)?;
-            let found = kv.get(key.as_str()).map_err(internal)?.map(|g| to_key_value(&key, g.value()));
+            let found = kv
+                .get(key.as_str())
+                .map_err(internal)?
+                .map(|g| to_key_value(&key, g.value()));
             Ok(found)
         })
         .await
@@ -384,8 +502,14 @@ impl Store for EmbeddedStore {
         self.write(key, Op::Create(value)).await
     }
 
-    async fn update(&self, key: &str, value: Vec<u8>, expected_mod_revision: i64) -> Result<WriteOutcome, Error> {
-        self.write(key, Op::Update(value, expected_mod_revision)).await
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected_mod_revision: i64,
+    ) -> Result<WriteOutcome, Error> {
+        self.write(key, Op::Update(value, expected_mod_revision))
+            .await
     }
 
     async fn delete(&self, key: &str, expected_mod_revision: i64) -> Result<WriteOutcome, Error> {
@@ -397,7 +521,11 @@ impl Store for EmbeddedStore {
         let prefix = prefix.to_string();
         // Like etcd, revision 0 (or below) means "from now".
         let start = start_revision.filter(|rev| *rev > 0);
-        let Registration { replay, receiver, next } = {
+        let Registration {
+            replay,
+            receiver,
+            next,
+        } = {
             let prefix = prefix.clone();
             blocking(move || inner.register_watch(&prefix, start)).await?
         };
@@ -411,7 +539,10 @@ impl Store for EmbeddedStore {
                             continue;
                         }
                         let following = event.revision() + 1;
-                        return Some((Ok(WatchEvent::clone(&event)), Some((receiver, following, prefix))));
+                        return Some((
+                            Ok(WatchEvent::clone(&event)),
+                            Some((receiver, following, prefix)),
+                        ));
                     }
                     Err(RecvError::Lagged(missed)) => {
                         let error = Error::StorageUnavailable(format!(
@@ -424,7 +555,9 @@ impl Store for EmbeddedStore {
                 }
             }
         });
-        Ok(Box::pin(futures::stream::iter(replay.into_iter().map(Ok)).chain(live)))
+        Ok(Box::pin(
+            futures::stream::iter(replay.into_iter().map(Ok)).chain(live),
+        ))
     }
 
     async fn current_revision(&self) -> Result<i64, Error> {

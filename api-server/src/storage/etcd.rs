@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KvClient, Txn, TxnOp, WatchClient, WatchOptions,
-    WatchResponse,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KvClient, Txn, TxnOp,
+    WatchClient, WatchOptions, WatchResponse,
 };
 
 use super::{KeyValue, Store, WatchEvent, WatchStream, WriteOutcome};
@@ -61,18 +61,27 @@ impl EtcdStore {
             .with_keep_alive(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT);
         // Without credentials `connect` only builds the lazy channel; the timeout guards
         // against that ever changing into a network round trip.
-        let client = tokio::time::timeout(connect_timeout, Client::connect(&endpoints, Some(options)))
-            .await
-            .map_err(|_| Error::StorageUnavailable(format!("connecting to etcd at {endpoints:?} timed out")))?
-            .map_err(|e| match e {
-                etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => {
-                    Error::Internal(format!("invalid etcd endpoints {endpoints:?}: {e}"))
-                }
-                other => Error::StorageUnavailable(format!("etcd at {endpoints:?}: {other}")),
-            })?;
+        let client =
+            tokio::time::timeout(connect_timeout, Client::connect(&endpoints, Some(options)))
+                .await
+                .map_err(|_| {
+                    Error::StorageUnavailable(format!(
+                        "connecting to etcd at {endpoints:?} timed out"
+                    ))
+                })?
+                .map_err(|e| match e {
+                    etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => {
+                        Error::Internal(format!("invalid etcd endpoints {endpoints:?}: {e}"))
+                    }
+                    other => Error::StorageUnavailable(format!("etcd at {endpoints:?}: {other}")),
+                })?;
         Ok(EtcdStore {
-            kv: client.kv_client().max_decoding_message_size(MAX_RESPONSE_BYTES),
-            watch: client.watch_client().max_decoding_message_size(MAX_RESPONSE_BYTES),
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            watch: client
+                .watch_client()
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
             endpoints,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         })
@@ -91,10 +100,17 @@ impl EtcdStore {
     }
 
     /// Run one etcd call under the request timeout.
-    async fn call<T>(&self, what: &str, call: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T, Error> {
+    async fn call<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, Error> {
         match tokio::time::timeout(self.request_timeout, call).await {
             Ok(result) => result.map_err(|e| map_error(what, e)),
-            Err(_) => Err(Error::StorageUnavailable(format!("etcd {what} timed out after {:?}", self.request_timeout))),
+            Err(_) => Err(Error::StorageUnavailable(format!(
+                "etcd {what} timed out after {:?}",
+                self.request_timeout
+            ))),
         }
     }
 
@@ -112,19 +128,28 @@ impl EtcdStore {
     }
 
     /// Establish a watch and wait for etcd's confirmation.
-    async fn establish(&self, prefix: &str, start: Option<i64>) -> Result<etcd_client::WatchStream, Error> {
+    async fn establish(
+        &self,
+        prefix: &str,
+        start: Option<i64>,
+    ) -> Result<etcd_client::WatchStream, Error> {
         let mut options = WatchOptions::new().with_prefix().with_prev_key();
         if let Some(start) = start {
             options = options.with_start_revision(start);
         }
         let mut client = self.watch.clone();
-        let mut stream = client.watch(prefix, Some(options)).await.map_err(|e| map_error("watch", e))?;
+        let mut stream = client
+            .watch(prefix, Some(options))
+            .await
+            .map_err(|e| map_error("watch", e))?;
         loop {
             let response = stream
                 .message()
                 .await
                 .map_err(|e| map_error("watch", e))?
-                .ok_or_else(|| Error::StorageUnavailable("etcd closed the watch before confirming it".into()))?;
+                .ok_or_else(|| {
+                    Error::StorageUnavailable("etcd closed the watch before confirming it".into())
+                })?;
             if let Some(error) = watch_failure(&response, start.unwrap_or(0)) {
                 return Err(error);
             }
@@ -132,27 +157,43 @@ impl EtcdStore {
                 break;
             }
         }
-        let Some(start) = start else { return Ok(stream) };
+        let Some(start) = start else {
+            return Ok(stream);
+        };
         // etcd confirms a watch on a compacted revision first and cancels it only when its
         // background sync runs (every 100 ms). A read at `start` tells right away whether
         // that will happen, so the caller gets `Compacted` from `watch` itself.
         let mut kv = self.kv.clone();
-        match kv.get(prefix, Some(GetOptions::new().with_revision(start).with_count_only())).await {
-            Err(etcd_client::Error::GRpcStatus(status)) if status.message().contains("compacted") => {
+        match kv
+            .get(
+                prefix,
+                Some(GetOptions::new().with_revision(start).with_count_only()),
+            )
+            .await
+        {
+            Err(etcd_client::Error::GRpcStatus(status))
+                if status.message().contains("compacted") =>
+            {
                 // The cancellation with the compacted revision is certain to follow.
                 loop {
                     let response = stream
                         .message()
                         .await
                         .map_err(|e| map_error("watch", e))?
-                        .ok_or_else(|| Error::StorageUnavailable("etcd closed a compacted watch".into()))?;
+                        .ok_or_else(|| {
+                            Error::StorageUnavailable("etcd closed a compacted watch".into())
+                        })?;
                     if let Some(error) = watch_failure(&response, start) {
                         return Err(error);
                     }
                 }
             }
             // A future revision is fine: the watch waits for it.
-            Err(etcd_client::Error::GRpcStatus(status)) if status.message().contains("future revision") => Ok(stream),
+            Err(etcd_client::Error::GRpcStatus(status))
+                if status.message().contains("future revision") =>
+            {
+                Ok(stream)
+            }
             Err(e) => Err(map_error("watch", e)),
             Ok(_) => Ok(stream),
         }
@@ -163,15 +204,16 @@ impl EtcdStore {
 /// has not seen yet.
 fn watch_failure(response: &WatchResponse, next: i64) -> Option<Error> {
     if response.compact_revision() > 0 {
-        return Some(Error::Compacted { requested: next, oldest: response.compact_revision() });
+        return Some(Error::Compacted {
+            requested: next,
+            oldest: response.compact_revision(),
+        });
     }
     if response.canceled() {
-        let reason = response.cancel_reason();
-        if reason.contains("compacted") {
-            // Older servers report compaction only through the reason.
-            return Some(Error::Compacted { requested: next, oldest: next + 1 });
-        }
-        return Some(Error::StorageUnavailable(format!("etcd canceled the watch: {reason}")));
+        return Some(Error::StorageUnavailable(format!(
+            "etcd canceled the watch: {}",
+            response.cancel_reason()
+        )));
     }
     None
 }
@@ -182,7 +224,12 @@ fn map_error(what: &str, error: etcd_client::Error) -> Error {
         // that etcd rejects as such and that would fail on retry as well: InvalidArgument,
         // NotFound, AlreadyExists, PermissionDenied, FailedPrecondition, OutOfRange,
         // Unimplemented, Internal, DataLoss, Unauthenticated.
-        etcd_client::Error::GRpcStatus(status) if matches!(i32::from(status.code()), 3 | 5 | 6 | 7 | 9 | 11 | 12 | 13 | 15 | 16) => {
+        etcd_client::Error::GRpcStatus(status)
+            if matches!(
+                i32::from(status.code()),
+                3 | 5 | 6 | 7 | 9 | 11 | 12 | 13 | 15 | 16
+            ) =>
+        {
             Error::Internal(format!("etcd {what}: {error}"))
         }
         _ => Error::StorageUnavailable(format!("etcd {what}: {error}")),
@@ -204,7 +251,9 @@ fn convert(kv: &etcd_client::KeyValue) -> Result<KeyValue, Error> {
 }
 
 fn convert_event(event: &etcd_client::Event) -> Result<WatchEvent, Error> {
-    let kv = event.kv().ok_or_else(|| Error::Internal("etcd watch event without key".into()))?;
+    let kv = event
+        .kv()
+        .ok_or_else(|| Error::Internal("etcd watch event without key".into()))?;
     match event.event_type() {
         EventType::Put => Ok(WatchEvent::Put { kv: convert(kv)? }),
         EventType::Delete => Ok(WatchEvent::Delete {
@@ -260,9 +309,18 @@ impl Store for EtcdStore {
     async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64), Error> {
         let mut kv = self.kv.clone();
         // Without a sort option etcd returns keys in ascending byte order.
-        let response = self.call("list", kv.get(prefix, Some(GetOptions::new().with_prefix()))).await?;
+        let response = self
+            .call(
+                "list",
+                kv.get(prefix, Some(GetOptions::new().with_prefix())),
+            )
+            .await?;
         let revision = response.header().map(|h| h.revision()).unwrap_or(0);
-        let items = response.kvs().iter().map(convert).collect::<Result<Vec<_>, _>>()?;
+        let items = response
+            .kvs()
+            .iter()
+            .map(convert)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((items, revision))
     }
 
@@ -273,7 +331,12 @@ impl Store for EtcdStore {
         self.txn("create", txn).await
     }
 
-    async fn update(&self, key: &str, value: Vec<u8>, expected_mod_revision: i64) -> Result<WriteOutcome, Error> {
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected_mod_revision: i64,
+    ) -> Result<WriteOutcome, Error> {
         // A missing key has mod_revision 0: the version check keeps an update with an
         // expected revision of 0 from creating it.
         let txn = Txn::new()
@@ -298,23 +361,36 @@ impl Store for EtcdStore {
     async fn watch(&self, prefix: &str, start_revision: Option<i64>) -> Result<WatchStream, Error> {
         // etcd reads start revision 0 as "from now"; negative ones mean the same here.
         let start = start_revision.filter(|rev| *rev > 0);
-        let stream = match tokio::time::timeout(self.request_timeout, self.establish(prefix, start)).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(Error::StorageUnavailable(format!(
-                    "establishing an etcd watch timed out after {:?}",
-                    self.request_timeout
-                )));
-            }
+        let stream =
+            match tokio::time::timeout(self.request_timeout, self.establish(prefix, start)).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(Error::StorageUnavailable(format!(
+                        "establishing an etcd watch timed out after {:?}",
+                        self.request_timeout
+                    )));
+                }
+            };
+        let state = Watching {
+            stream,
+            pending: VecDeque::new(),
+            next: start.unwrap_or(0),
         };
-        let state = Watching { stream, pending: VecDeque::new(), next: start.unwrap_or(0) };
-        Ok(Box::pin(futures::stream::unfold(Some(state), |state| async move { state?.next_event().await })))
+        Ok(Box::pin(futures::stream::unfold(
+            Some(state),
+            |state| async move { state?.next_event().await },
+        )))
     }
 
     async fn current_revision(&self) -> Result<i64, Error> {
         let mut kv = self.kv.clone();
         // A linearizable read needs a leader and a quorum, so this also probes readiness.
-        let response = self.call("revision", kv.get("/", Some(GetOptions::new().with_count_only()))).await?;
+        let response = self
+            .call(
+                "revision",
+                kv.get("/", Some(GetOptions::new().with_count_only())),
+            )
+            .await?;
         response
             .header()
             .map(|h| h.revision())

@@ -127,12 +127,13 @@ impl EtcdStore {
         Ok(WriteOutcome::Written(revision))
     }
 
-    /// Establish a watch and wait for etcd's confirmation.
+    /// Establish a watch and wait for etcd's confirmation. Returns the stream and the
+    /// first revision it may deliver.
     async fn establish(
         &self,
         prefix: &str,
         start: Option<i64>,
-    ) -> Result<etcd_client::WatchStream, Error> {
+    ) -> Result<(etcd_client::WatchStream, i64), Error> {
         let mut options = WatchOptions::new().with_prefix().with_prev_key();
         if let Some(start) = start {
             options = options.with_start_revision(start);
@@ -142,7 +143,7 @@ impl EtcdStore {
             .watch(prefix, Some(options))
             .await
             .map_err(|e| map_error("watch", e))?;
-        loop {
+        let first = loop {
             let response = stream
                 .message()
                 .await
@@ -154,11 +155,11 @@ impl EtcdStore {
                 return Err(error);
             }
             if response.created() {
-                break;
+                break response.header().map(|h| h.revision() + 1).unwrap_or(0);
             }
-        }
+        };
         let Some(start) = start else {
-            return Ok(stream);
+            return Ok((stream, first));
         };
         // etcd confirms a watch on a compacted revision first and cancels it only when its
         // background sync runs (every 100 ms). A read at `start` tells right away whether
@@ -192,10 +193,10 @@ impl EtcdStore {
             Err(etcd_client::Error::GRpcStatus(status))
                 if status.message().contains("future revision") =>
             {
-                Ok(stream)
+                Ok((stream, start))
             }
             Err(e) => Err(map_error("watch", e)),
-            Ok(_) => Ok(stream),
+            Ok(_) => Ok((stream, start)),
         }
     }
 }
@@ -361,7 +362,7 @@ impl Store for EtcdStore {
     async fn watch(&self, prefix: &str, start_revision: Option<i64>) -> Result<WatchStream, Error> {
         // etcd reads start revision 0 as "from now"; negative ones mean the same here.
         let start = start_revision.filter(|rev| *rev > 0);
-        let stream =
+        let (stream, next) =
             match tokio::time::timeout(self.request_timeout, self.establish(prefix, start)).await {
                 Ok(result) => result?,
                 Err(_) => {
@@ -374,7 +375,7 @@ impl Store for EtcdStore {
         let state = Watching {
             stream,
             pending: VecDeque::new(),
-            next: start.unwrap_or(0),
+            next,
         };
         Ok(Box::pin(futures::stream::unfold(
             Some(state),

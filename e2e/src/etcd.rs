@@ -4,7 +4,7 @@
 //! A missing `etcd` binary is a test failure, never a skip: the storage conformance suite
 //! and the HTTP tests must run against the real thing in CI.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -119,8 +119,12 @@ impl EtcdServer {
             .dir
             .path()
             .join(format!("etcd-{}.log", self.client_port));
-        let log =
-            File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
+        // Appended to, so a failed restart still shows why the previous run ended.
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("open {}: {e}", log_path.display()))?;
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
         let client_url = self.endpoint();
         let peer_url = format!("http://127.0.0.1:{}", self.peer_port);

@@ -13,8 +13,8 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::ordered_map::OrderedMap;
 
@@ -106,7 +106,9 @@ impl<'de> Visitor<'de> for FloatVisitor {
         Ok(Some(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        parse_float_str(v).map(Some).ok_or_else(|| E::custom(FLOAT_MSG))
+        parse_float_str(v)
+            .map(Some)
+            .ok_or_else(|| E::custom(FLOAT_MSG))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
         Err(E::custom(FLOAT_MSG))
@@ -248,7 +250,7 @@ pub fn float_map<'de, D: Deserializer<'de>>(d: D) -> Result<OrderedMap<f64>, D::
 mod tests {
     use super::*;
     use rstest::rstest;
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     #[derive(Debug, Deserialize)]
     struct T {
@@ -324,7 +326,11 @@ mod tests {
     #[case(json!("nan"))]
     #[case(json!(false))]
     fn float_rejects(#[case] input: Value) {
-        assert!(load(json!({"f": input})).unwrap_err().starts_with(FLOAT_MSG));
+        assert!(
+            load(json!({"f": input}))
+                .unwrap_err()
+                .starts_with(FLOAT_MSG)
+        );
     }
 
     #[rstest]
@@ -359,14 +365,28 @@ mod tests {
     #[test]
     fn strings_do_not_accept_numbers() {
         assert!(load(json!({"s": 5})).is_err());
+        assert_eq!(load(json!({"s": "5"})).unwrap().s, "5");
     }
 
     #[test]
     fn containers() {
         let t = load(json!({"iv": [1, "2", 3.0], "fm": {"z": 1, "a": "0.5"}})).unwrap();
         assert_eq!(t.iv, vec![1, 2, 3]);
-        assert_eq!(t.fm.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(), vec![("z", 1.0), ("a", 0.5)]);
-        assert!(load(json!({"iv": [1, 2.5]})).unwrap_err().starts_with(INT_MSG));
-        assert!(load(json!({"fm": {"a": "x"}})).unwrap_err().starts_with(FLOAT_MSG));
+        assert_eq!(
+            t.fm.iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect::<Vec<_>>(),
+            vec![("z", 1.0), ("a", 0.5)]
+        );
+        assert!(
+            load(json!({"iv": [1, 2.5]}))
+                .unwrap_err()
+                .starts_with(INT_MSG)
+        );
+        assert!(
+            load(json!({"fm": {"a": "x"}}))
+                .unwrap_err()
+                .starts_with(FLOAT_MSG)
+        );
     }
 }

@@ -2,6 +2,9 @@
 //! `infrastructure` and `openstack` APIs, their validation rules, and the wire encoding
 //! shared with upstream Krake (Python-compatible JSON).
 
+#[macro_use]
+mod macros;
+
 pub mod coercion;
 pub mod constraints;
 pub mod core;
@@ -11,10 +14,13 @@ pub mod json;
 pub mod kubernetes;
 pub mod metadata;
 pub mod openstack;
+pub mod ordered_map;
 pub mod resource;
+pub mod schema;
 pub mod validation;
 
-pub use decode::{decode, decode_request};
+pub use decode::{RequestKind, decode, decode_create, decode_request};
 pub use metadata::{Metadata, ResourceRef, Timestamp};
+pub use ordered_map::OrderedMap;
 pub use resource::{ImmutableField, Resource};
-pub use validation::ValidationErrors;
+pub use validation::{PathSegment, ValidationErrors};

@@ -116,7 +116,11 @@ impl Timestamp {
                 offset: Some(*dt.offset()),
             });
         }
-        for fmt in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z"] {
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f%:z",
+            "%Y-%m-%d %H:%M:%S%.f%:z",
+            "%Y-%m-%dT%H:%M%:z",
+        ] {
             if let Ok(dt) = DateTime::parse_from_str(s, fmt) {
                 return Some(Timestamp {
                     local: dt.naive_local(),
@@ -124,9 +128,16 @@ impl Timestamp {
                 });
             }
         }
-        for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+        ] {
             if let Ok(local) = NaiveDateTime::parse_from_str(s, fmt) {
-                return Some(Timestamp { local, offset: None });
+                return Some(Timestamp {
+                    local,
+                    offset: None,
+                });
             }
         }
         None
@@ -160,7 +171,12 @@ impl fmt::Display for Timestamp {
         if self.local.nanosecond() / 1000 == 0 {
             write!(f, "{}", self.local.format("%Y-%m-%dT%H:%M:%S"))?;
         } else {
-            write!(f, "{}.{:06}", self.local.format("%Y-%m-%dT%H:%M:%S"), self.local.nanosecond() / 1000)?;
+            write!(
+                f,
+                "{}.{:06}",
+                self.local.format("%Y-%m-%dT%H:%M:%S"),
+                self.local.nanosecond() / 1000
+            )?;
         }
         if let Some(off) = self.offset {
             let secs = off.local_minus_utc();
@@ -214,7 +230,12 @@ mod tests {
         ] {
             assert_eq!(Timestamp::parse(s).unwrap().to_string(), s);
         }
-        assert_eq!(Timestamp::parse("2026-11-21T09:02:37Z").unwrap().to_string(), "2026-11-21T09:02:37+00:00");
+        assert_eq!(
+            Timestamp::parse("2026-11-21T09:02:37Z")
+                .unwrap()
+                .to_string(),
+            "2026-11-21T09:02:37+00:00"
+        );
         assert!(Timestamp::parse("garbage").is_none());
     }
 

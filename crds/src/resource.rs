@@ -13,7 +13,15 @@ pub struct ImmutableField(pub &'static str);
 
 /// A persisted Krake resource kind (e.g. `kubernetes/Application`).
 pub trait Resource:
-    Serialize + DeserializeOwned + schemars::JsonSchema + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static
+    Serialize
+    + DeserializeOwned
+    + schemars::JsonSchema
+    + Clone
+    + PartialEq
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
 {
     /// API group name as used in URLs, etcd keys and the `api` field (`core`, `kubernetes`, ...).
     const API: &'static str;

@@ -74,7 +74,9 @@ impl IntoPath for &str {
         self.split('.')
             .map(|s| {
                 if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-                    s.parse().map(PathSegment::Index).unwrap_or_else(|_| PathSegment::field(s))
+                    s.parse()
+                        .map(PathSegment::Index)
+                        .unwrap_or_else(|_| PathSegment::field(s))
                 } else {
                     PathSegment::field(s)
                 }
@@ -131,7 +133,11 @@ impl FieldError {
         if self.path.is_empty() {
             return "_schema".to_string();
         }
-        self.path.iter().map(ToString::to_string).collect::<Vec<_>>().join(".")
+        self.path
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(".")
     }
 }
 
@@ -156,7 +162,11 @@ impl ValidationErrors {
 
     /// Add an error at `path` (a dotted string, a slice or a vector of segments).
     pub fn add(&mut self, path: impl IntoPath, msg: impl Into<String>) {
-        self.errors.push(FieldError { path: path.into_path(), subject: None, message: msg.into() });
+        self.errors.push(FieldError {
+            path: path.into_path(),
+            subject: None,
+            message: msg.into(),
+        });
     }
 
     /// Add an error at a dotted path such as `"spec._schema"` or `"metadata.labels"`.
@@ -166,8 +176,17 @@ impl ValidationErrors {
 
     /// Add a keyed error (`{subject: msg}` entry in the error list at `path`), the shape
     /// upstream uses for label errors.
-    pub fn add_keyed(&mut self, path: impl IntoPath, subject: impl Into<String>, msg: impl Into<String>) {
-        self.errors.push(FieldError { path: path.into_path(), subject: Some(subject.into()), message: msg.into() });
+    pub fn add_keyed(
+        &mut self,
+        path: impl IntoPath,
+        subject: impl Into<String>,
+        msg: impl Into<String>,
+    ) {
+        self.errors.push(FieldError {
+            path: path.into_path(),
+            subject: Some(subject.into()),
+            message: msg.into(),
+        });
     }
 
     /// Whether there is no error.
@@ -215,7 +234,11 @@ impl ValidationErrors {
     /// The messages at exactly `path` (keyed errors included, without their subject).
     pub fn messages_at(&self, path: impl IntoPath) -> Vec<&str> {
         let path = path.into_path();
-        self.errors.iter().filter(|e| e.path == path).map(|e| e.message.as_str()).collect()
+        self.errors
+            .iter()
+            .filter(|e| e.path == path)
+            .map(|e| e.message.as_str())
+            .collect()
     }
 
     /// The errors as a JSON tree: nested objects by path (list indices become string
@@ -229,8 +252,11 @@ impl ValidationErrors {
         let mut root = Node::default();
         for e in &self.errors {
             let mut node = &mut root;
-            let path: Vec<PathSegment> =
-                if e.path.is_empty() { vec![PathSegment::field("_schema")] } else { e.path.clone() };
+            let path: Vec<PathSegment> = if e.path.is_empty() {
+                vec![PathSegment::field("_schema")]
+            } else {
+                e.path.clone()
+            };
             for seg in &path {
                 let pos = node.children.iter().position(|(s, _)| s == seg);
                 let idx = match pos {
@@ -326,7 +352,11 @@ impl Node {
 
 /// Render a string like Python's `repr()`.
 pub fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -339,7 +369,9 @@ pub fn py_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -362,15 +394,16 @@ impl fmt::Display for ValidationErrors {
 // ---------------------------------------------------------------------------------
 
 /// Upstream's label-key pattern, shown in label error messages.
-pub const LABEL_KEY_PATTERN: &str =
-    r"^([A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?/)?[A-Za-z0-9_]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9_])?$";
+pub const LABEL_KEY_PATTERN: &str = r"^([A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?/)?[A-Za-z0-9_]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9_])?$";
 /// Upstream's label-value pattern, shown in label error messages.
 pub const LABEL_VALUE_PATTERN: &str = r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9_])?$";
 /// The resource-name pattern (spec §2.5).
 pub const RESOURCE_NAME_PATTERN: &str = r"^[A-Za-z0-9_]([A-Za-z0-9_.:-]{0,253}[A-Za-z0-9_])?$";
 
-static LABEL_KEY_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(LABEL_KEY_PATTERN).expect("valid regex"));
-static LABEL_VALUE_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(LABEL_VALUE_PATTERN).expect("valid regex"));
+static LABEL_KEY_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(LABEL_KEY_PATTERN).expect("valid regex"));
+static LABEL_VALUE_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(LABEL_VALUE_PATTERN).expect("valid regex"));
 static RESOURCE_NAME_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(RESOURCE_NAME_PATTERN).expect("valid regex"));
 
@@ -402,7 +435,11 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
     if is_valid_label_key(key) {
         Ok(())
     } else {
-        Err(format!("Label key {} does not match the regex {}.", py_repr(key), py_repr(LABEL_KEY_PATTERN)))
+        Err(format!(
+            "Label key {} does not match the regex {}.",
+            py_repr(key),
+            py_repr(LABEL_KEY_PATTERN)
+        ))
     }
 }
 
@@ -411,7 +448,11 @@ pub fn validate_label_value(value: &str) -> Result<(), String> {
     if is_valid_label_value(value) {
         Ok(())
     } else {
-        Err(format!("Label value {} does not match the regex {}.", py_repr(value), py_repr(LABEL_VALUE_PATTERN)))
+        Err(format!(
+            "Label value {} does not match the regex {}.",
+            py_repr(value),
+            py_repr(LABEL_VALUE_PATTERN)
+        ))
     }
 }
 
@@ -429,7 +470,11 @@ fn py_str(v: &Value) -> String {
 
 /// Validate a label map (spec §2.6). Every offending key or value adds one keyed error
 /// `{offending: message}` at `path` (normally `metadata.labels`).
-pub fn validate_labels(labels: &Map<String, Value>, errors: &mut ValidationErrors, path: impl IntoPath) {
+pub fn validate_labels(
+    labels: &Map<String, Value>,
+    errors: &mut ValidationErrors,
+    path: impl IntoPath,
+) {
     let path = path.into_path();
     for (key, value) in labels {
         if let Err(msg) = validate_label_key(key) {
@@ -468,17 +513,26 @@ mod tests {
     #[test]
     fn display_renders_marshmallow_like_dicts() {
         let e = ValidationErrors::at("spec.constraints", "Missing data for required field.");
-        assert_eq!(e.to_string(), "{'spec': {'constraints': ['Missing data for required field.']}}");
+        assert_eq!(
+            e.to_string(),
+            "{'spec': {'constraints': ['Missing data for required field.']}}"
+        );
 
         let e = ValidationErrors::at("rules.0.verbs.1", "Invalid enum member bogus");
-        assert_eq!(e.to_string(), "{'rules': {0: {'verbs': {1: ['Invalid enum member bogus']}}}}");
+        assert_eq!(
+            e.to_string(),
+            "{'rules': {0: {'verbs': {1: ['Invalid enum member bogus']}}}}"
+        );
 
         let mut e = ValidationErrors::new();
         e.add_field("spec._schema", "cross");
         e.add("spec.url", "a");
         e.add("spec.url", "b");
         e.add("", "root");
-        assert_eq!(e.to_string(), "{'spec': {'_schema': ['cross'], 'url': ['a', 'b']}, '_schema': ['root']}");
+        assert_eq!(
+            e.to_string(),
+            "{'spec': {'_schema': ['cross'], 'url': ['a', 'b']}, '_schema': ['root']}"
+        );
         assert_eq!(e.len(), 4);
     }
 
@@ -494,11 +548,18 @@ mod tests {
     fn paths_parse_indices_and_merge() {
         assert_eq!(
             "rules.0.verbs".into_path(),
-            vec![PathSegment::field("rules"), PathSegment::Index(0), PathSegment::field("verbs")]
+            vec![
+                PathSegment::field("rules"),
+                PathSegment::Index(0),
+                PathSegment::field("verbs")
+            ]
         );
         let mut outer = ValidationErrors::new();
         outer.merge_under("spec.openstack", ValidationErrors::at("auth.type", "x"));
-        assert_eq!(outer.iter().next().unwrap().dotted_path(), "spec.openstack.auth.type");
+        assert_eq!(
+            outer.iter().next().unwrap().dotted_path(),
+            "spec.openstack.auth.type"
+        );
         assert!(outer.has_errors_under("spec"));
         assert!(!outer.has_errors_under("metadata"));
         assert_eq!(outer.messages_at("spec.openstack.auth.type"), vec!["x"]);
@@ -511,8 +572,14 @@ mod tests {
         let mut e = ValidationErrors::new();
         e.add_keyed("metadata.labels", "-a", "bad");
         e.add("rules.0", "x");
-        assert_eq!(e.to_json(), json!({"metadata": {"labels": [{"-a": "bad"}]}, "rules": {"0": ["x"]}}));
-        assert_eq!(e.to_string(), "{'metadata': {'labels': [{'-a': 'bad'}]}, 'rules': {0: ['x']}}");
+        assert_eq!(
+            e.to_json(),
+            json!({"metadata": {"labels": [{"-a": "bad"}]}, "rules": {"0": ["x"]}})
+        );
+        assert_eq!(
+            e.to_string(),
+            "{'metadata': {'labels': [{'-a': 'bad'}]}, 'rules': {0: ['x']}}"
+        );
     }
 
     #[rstest]
@@ -589,9 +656,22 @@ mod tests {
         assert_eq!(subjects, vec!["-bad", "", "5", "None"]);
         assert!(errors.iter().all(|e| e.dotted_path() == "metadata.labels"));
         let first = errors.iter().next().unwrap();
-        assert!(first.message.starts_with("Label key '-bad' does not match the regex"), "{}", first.message);
-        assert_eq!(errors.iter().nth(2).unwrap().message, "expected string or bytes-like object");
-        assert!(errors.to_string().starts_with("{'metadata': {'labels': [{'-bad': \"Label key '-bad'"));
+        assert!(
+            first
+                .message
+                .starts_with("Label key '-bad' does not match the regex"),
+            "{}",
+            first.message
+        );
+        assert_eq!(
+            errors.iter().nth(2).unwrap().message,
+            "expected string or bytes-like object"
+        );
+        assert!(
+            errors
+                .to_string()
+                .starts_with("{'metadata': {'labels': [{'-bad': \"Label key '-bad'")
+        );
     }
 
     #[test]
@@ -600,7 +680,10 @@ mod tests {
         m.namespace = Some("bad ns".into());
         let mut errors = ValidationErrors::new();
         validate_metadata(&m, &mut errors);
-        assert_eq!(errors.messages_at("metadata.namespace"), vec![INVALID_NAMESPACE]);
+        assert_eq!(
+            errors.messages_at("metadata.namespace"),
+            vec![INVALID_NAMESPACE]
+        );
         let mut errors = ValidationErrors::new();
         validate_metadata(&Metadata::named("-x"), &mut errors);
         assert_eq!(errors.messages_at("metadata.name"), vec![INVALID_NAME]);

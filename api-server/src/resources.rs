@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
@@ -31,7 +31,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParams {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(PathParams(Path::<Params>::from_request_parts(parts, state).await.map(|p| p.0).unwrap_or_default()))
+        Ok(PathParams(<Path<Params> as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state).await.map(|p| p.0).unwrap_or_default()))
     }
 }
 /// Query parameters in request order.
@@ -360,7 +360,7 @@ pub async fn delete<R: ApiKind>(
     let force = R::FORCE_DELETE && query_param(&query, "force") == Some("True");
     let object = state
         .retrying(|| async {
-            let Loaded { object: mut object, revision } = state.load::<R>(namespace.as_deref(), &name).await?;
+            let Loaded { mut object, revision } = state.load::<R>(namespace.as_deref(), &name).await?;
             if force {
                 object.metadata_mut().deleted = Some(Timestamp::now());
                 return Ok(state.remove(&object, revision).await?.map(|_| object));

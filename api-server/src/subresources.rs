@@ -32,7 +32,7 @@ async fn modify<R: Resource>(
 ) -> Result<Response, Error> {
     state
         .retrying(|| async {
-            let Loaded { object: mut object, revision } = state.load::<R>(namespace, name).await?;
+            let Loaded { mut object, revision } = state.load::<R>(namespace, name).await?;
             change(&mut object)?;
             Ok(state.write(&mut object, revision).await?.map(|_| object_response(&object)))
         })

@@ -156,6 +156,15 @@ impl Source {
     }
 }
 
+/// Hand a chunk to the response body; `false` when the client is gone or the server is
+/// shutting down (a client that stopped reading must not hold up the shutdown).
+async fn deliver(tx: &mpsc::Sender<Result<Bytes, std::convert::Infallible>>, shutdown: &tokio_util::sync::CancellationToken, chunk: Bytes) -> bool {
+    tokio::select! {
+        sent = tx.send(Ok(chunk)) => sent.is_ok(),
+        _ = shutdown.cancelled() => false,
+    }
+}
+
 /// Open a watch on kind `R` (optionally one namespace). Headers are only sent once the
 /// watch is established, so a client that got them cannot miss a later write.
 pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, options: WatchOptions) -> Result<Response, Error> {
@@ -196,7 +205,7 @@ pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, opti
                 _ = shutdown.cancelled() => break,
                 _ = tx.closed() => break,
                 _ = next_beat => {
-                    if tx.send(Ok(Bytes::from_static(b"\n"))).await.is_err() {
+                    if !deliver(&tx, &shutdown, Bytes::from_static(b"\n")).await {
                         break;
                     }
                 }
@@ -205,7 +214,7 @@ pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, opti
                     if namespace.is_some() && event.namespace != namespace {
                         continue;
                     }
-                    if tx.send(Ok(event.line.clone())).await.is_err() {
+                    if !deliver(&tx, &shutdown, event.line.clone()).await {
                         break;
                     }
                 }

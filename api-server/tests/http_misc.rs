@@ -1,0 +1,282 @@
+//! Non-resource routes, HEAD, operations endpoints, authentication, CORS, problem `type`
+//! URIs and the `resource_version` extensions (spec §10, §12; design "Additive extensions").
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use rstest::rstest;
+use serde_json::{Value, json};
+
+const NS: &str = "ns1";
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn root_me_release(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let (status, headers, body) = srv.get("/").await;
+    assert_eq!(status, 200);
+    assert_json_type(&headers);
+    assert_eq!(body, json!({"version": "1.0.1"}));
+    let r = srv.raw(Method::GET, "/", None, &[]).await;
+    assert_eq!(r.text(), "{\"version\": \"1.0.1\"}");
+
+    let (status, _, body) = srv.get("/me").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"user": "system:anonymous", "roles": []}));
+
+    let (status, headers, body) = srv.get("/release").await;
+    assert_eq!(status, 202);
+    assert_json_type(&headers);
+    assert_eq!(body, json!("You released the Krake."));
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn head_requests(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    srv.create(K::Application, NS, "a").await;
+    for path in ["/", "/me", &K::Application.object(NS, "a"), &K::Application.collection(NS), &K::Role.all_collection()] {
+        let r = srv.raw(Method::HEAD, path, None, &[]).await;
+        assert_eq!(r.status, 200, "HEAD {path}");
+        assert!(r.body.is_empty(), "HEAD {path} has a body");
+        assert_json_type(&r.headers);
+    }
+    let r = srv.raw(Method::HEAD, &K::Application.object(NS, "missing"), None, &[]).await;
+    assert_eq!(r.status, 404);
+    assert!(r.body.is_empty());
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn operations_endpoints(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    assert_eq!(srv.raw(Method::GET, "/livez", None, &[]).await.status, 200);
+    assert_eq!(srv.raw(Method::GET, "/readyz", None, &[]).await.status, 200);
+    srv.create(K::Role, NS, "r").await;
+    assert_eq!(srv.get(&K::Role.object(NS, "missing")).await.0, 404);
+    let r = srv.raw(Method::GET, "/metrics", None, &[]).await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("krake_api_http_requests")).collect();
+    assert!(!lines.is_empty(), "no krake_api_http_requests metric:\n{text}");
+    assert!(
+        lines.iter().any(|l| l.contains("route=\"/core/roles\"") && l.contains("code=\"200\"") && l.contains("method=\"POST\"")),
+        "create not counted:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("route=\"/core/roles/{name}\"") && l.contains("code=\"404\"")),
+        "missing read not counted:\n{}",
+        lines.join("\n")
+    );
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn anonymous_disallowed(#[case] backend: Backend) {
+    let srv = TestServer::with_config(backend, |c| c.allow_anonymous = false).await;
+    for path in ["/", "/me", "/release", "/foo", &K::Application.collection(NS), &K::Role.object(NS, "r")] {
+        let r = srv.get(path).await;
+        assert_problem_exact(&r, 401, None, "401: No user has been authenticated.");
+    }
+    let r = srv.post(&K::Role.all_collection(), &K::Role.sample("r")).await;
+    assert_eq!(r.0, 401);
+    // Probes need no authentication.
+    assert_eq!(srv.raw(Method::GET, "/livez", None, &[]).await.status, 200);
+    assert_eq!(srv.raw(Method::GET, "/readyz", None, &[]).await.status, 200);
+    // CORS preflights are never rejected by authentication.
+    let r = srv
+        .raw(Method::OPTIONS, &K::Role.all_collection(), None, &[("origin", "http://valid.com"), ("access-control-request-method", "POST")])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.headers.get("access-control-allow-origin").unwrap(), "http://valid.com");
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn static_user(#[case] backend: Backend) {
+    let srv = TestServer::with_config(backend, |c| {
+        c.allow_anonymous = false;
+        c.static_user = Some("system:admin".into());
+    })
+    .await;
+    assert_eq!(srv.get_ok("/me").await, json!({"user": "system:admin", "roles": []}));
+    srv.create(K::Role, NS, "r").await;
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn cors(#[case] backend: Backend) {
+    let srv = TestServer::with_config(backend, |c| c.cors_origin = "http://valid.com".into()).await;
+    let path = K::Application.collection(NS);
+    let r = srv
+        .raw(
+            Method::OPTIONS,
+            &path,
+            None,
+            &[("origin", "http://valid.com"), ("access-control-request-method", "POST"), ("access-control-request-headers", "content-type,x-custom")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let h = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert_eq!(h("access-control-allow-origin"), "http://valid.com");
+    assert_eq!(h("access-control-allow-credentials"), "true");
+    assert_eq!(h("access-control-allow-methods"), "POST");
+    assert_eq!(h("access-control-allow-headers"), "CONTENT-TYPE,X-CUSTOM");
+    assert!(r.body.is_empty());
+
+    for (headers, mention) in [
+        (vec![("origin", "http://valid.com"), ("access-control-request-method", "PATCH")], "PATCH"),
+        (vec![("origin", "http://evil.com"), ("access-control-request-method", "GET")], "http://evil.com"),
+        (vec![("access-control-request-method", "GET")], "origin"),
+    ] {
+        let r = srv.raw(Method::OPTIONS, &path, None, &headers).await;
+        let r = (r.status, r.headers.clone(), r.json());
+        assert_problem(&r, 403, None, "CORS");
+        assert_problem(&r, 403, None, mention);
+    }
+
+    // Actual requests: the allowed origin gets the headers, others are served without.
+    let r = srv.raw(Method::GET, &path, None, &[("origin", "http://valid.com")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers.get("access-control-allow-origin").unwrap(), "http://valid.com");
+    assert_eq!(r.headers.get("access-control-allow-credentials").unwrap(), "true");
+    let r = srv.raw(Method::GET, &path, None, &[("origin", "http://evil.com")]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("access-control-allow-origin").is_none());
+
+    // With the default `*`, any origin is accepted.
+    let any = TestServer::start(Backend::Embedded).await;
+    let r = any
+        .raw(Method::OPTIONS, &path, None, &[("origin", "http://anything.org"), ("access-control-request-method", "DELETE")])
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers.get("access-control-allow-origin").unwrap(), "http://anything.org");
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn problem_type_uses_the_configured_base(#[case] backend: Backend) {
+    let srv = TestServer::with_config(backend, |c| c.problem_base_url = "http://example.com/problem".into()).await;
+    let r = srv.get(&K::Application.object(NS, "x")).await;
+    assert_problem(&r, 404, Some("NOT_FOUND_ERROR"), "does not exist");
+    assert_eq!(r.2["type"], "http://example.com/problem#not-found-error");
+    srv.create(K::Role, NS, "r").await;
+    let r = srv.post(&K::Role.all_collection(), &K::Role.sample("r")).await;
+    assert_eq!(r.2["type"], "http://example.com/problem#resource-already-exists");
+    // Untitled problems stay about:blank.
+    let r = srv.post_raw(&K::Role.all_collection(), b"").await;
+    assert_eq!(r.json()["type"], "about:blank");
+    // No instance, no null keys.
+    let r = srv.get(&K::Application.object(NS, "x")).await;
+    let keys: Vec<&String> = r.2.as_object().unwrap().keys().collect();
+    assert_eq!(keys, vec!["type", "title", "status", "detail"]);
+
+    let blank = TestServer::with_config(Backend::Embedded, |c| c.problem_base_url = String::new()).await;
+    let r = blank.get(&K::Application.object(NS, "x")).await;
+    assert_problem(&r, 404, Some("NOT_FOUND_ERROR"), "does not exist");
+    assert_eq!(r.2["type"], "about:blank");
+}
+
+/// Every object returned carries `metadata.resource_version`; PUT honours it as a
+/// precondition (design, "Additive extensions").
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn resource_version_extension(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let path = K::Application.object(NS, "a");
+    let created = srv.create(K::Application, NS, "a").await;
+    let v1: i64 = rv(&created).parse().unwrap();
+    let read = srv.get_ok(&path).await;
+    assert_eq!(rv(&read), rv(&created));
+    let list = srv.get_ok(&K::Application.collection(NS)).await;
+    assert_eq!(rv(&list["items"][0]), rv(&created));
+
+    // Current version: accepted; the new version is larger.
+    let mut body = read.clone();
+    K::Application.mutate(&mut body);
+    let updated = srv.put_ok(&path, &body).await;
+    let v2: i64 = rv(&updated).parse().unwrap();
+    assert!(v2 > v1);
+
+    // Stale version: 409, nothing written.
+    let mut stale = read.clone();
+    stale["spec"]["backoff"] = json!(7);
+    let r = srv.put(&path, &stale).await;
+    assert_problem(&r, 409, Some("TRANSACTION_ERROR"), "");
+    assert_eq!(srv.get_ok(&path).await, updated);
+    // Status subresource too.
+    let mut stale_status = read.clone();
+    stale_status["status"]["state"] = json!("RUNNING");
+    let r = srv.put(&format!("{path}/status"), &stale_status).await;
+    assert_problem(&r, 409, Some("TRANSACTION_ERROR"), "");
+    // Not a string.
+    let mut bad = updated.clone();
+    bad["metadata"]["resource_version"] = json!(5);
+    bad["spec"]["backoff"] = json!(8);
+    let r = srv.put(&path, &bad).await;
+    assert_problem(&r, 422, None, "resource_version");
+
+    // Without a version: last writer wins, even from an old read.
+    let mut lww = read.clone();
+    lww["metadata"].as_object_mut().unwrap().remove("resource_version");
+    lww["spec"]["backoff"] = json!(9);
+    let written = srv.put_ok(&path, &lww).await;
+    assert_eq!(written["spec"]["backoff"], 9);
+    assert_eq!(written["spec"]["manifest"], read["spec"]["manifest"], "the old read overwrote the update");
+
+    // Subresources, deletes and bindings all answer with a version.
+    let s = srv.put_ok(&format!("{path}/status"), &{
+        let mut b = written.clone();
+        b["status"]["state"] = json!("RUNNING");
+        b
+    })
+    .await;
+    assert!(rv(&s).parse::<i64>().unwrap() > rv(&written).parse::<i64>().unwrap());
+    let b = srv
+        .put_ok(&format!("{path}/binding"), &json!({"cluster": {"api": "kubernetes", "namespace": NS, "kind": "Cluster", "name": "c"}}))
+        .await;
+    rv(&b);
+    let (_, _, d) = srv.delete(&path).await;
+    rv(&d);
+    assert_eq!(srv.get_ok(&path).await, d);
+    // The version is never stored inside the object: a client-sent value is ignored on create.
+    let mut body = K::Role.sample("r");
+    body["metadata"]["resource_version"] = json!("1");
+    let role = srv.create_body(K::Role, NS, &body).await;
+    assert_ne!(rv(&role), "1");
+}
+
+/// Data compatibility: etcd holds upstream's JSON (Python separators, no
+/// `resource_version`) under upstream's key.
+#[tokio::test]
+async fn stored_etcd_value_is_upstream_json() {
+    let srv = TestServer::etcd().await;
+    let created = srv.create(K::Application, NS, "a").await;
+    let mut client = srv.etcd_client().await;
+    let resp = client.get("/kubernetes/applications/ns1/a", None).await.expect("etcd get");
+    let kv = resp.kvs().first().expect("the key exists in etcd");
+    let text = String::from_utf8_lossy(kv.value()).into_owned();
+    assert!(!text.contains("resource_version"), "{text}");
+    assert!(text.starts_with("{\"api\": \"kubernetes\", \"kind\": \"Application\", "), "{text}");
+    let stored: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(stored, strip(&created, true));
+    assert_eq!(kv.mod_revision().to_string(), rv(&created));
+}

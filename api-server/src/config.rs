@@ -78,6 +78,9 @@ pub struct Cli {
     /// Events each watch cache keeps for resumption, per resource kind.
     #[arg(long, env = "KRAKE_API_WATCH_CACHE_EVENTS")]
     pub watch_cache_events: Option<usize>,
+    /// Seconds a watcher may stop reading before it is disconnected.
+    #[arg(long, env = "KRAKE_API_WATCH_SEND_TIMEOUT")]
+    pub watch_send_timeout: Option<u64>,
 }
 
 /// Storage backend choice.
@@ -156,6 +159,8 @@ pub struct Config {
     pub blocking_timeout: Duration,
     /// Events each watch cache keeps for resumption.
     pub watch_cache_events: usize,
+    /// How long a watcher may stop reading before it is disconnected.
+    pub watch_send_timeout: Duration,
 }
 
 impl Config {
@@ -177,6 +182,7 @@ impl Config {
             request_timeout: Duration::from_secs(60),
             blocking_timeout: Duration::from_secs(60),
             watch_cache_events: 4096,
+            watch_send_timeout: Duration::from_secs(30),
         }
     }
 
@@ -311,6 +317,12 @@ impl Config {
                 return Err(ConfigError::new("watch cache size must be at least 1 event"));
             }
             config.watch_cache_events = n;
+        }
+        if let Some(s) = cli.watch_send_timeout {
+            if s == 0 {
+                return Err(ConfigError::new("watch send timeout must be at least 1 second"));
+            }
+            config.watch_send_timeout = Duration::from_secs(s);
         }
         Ok(config)
     }

@@ -156,11 +156,22 @@ impl Source {
     }
 }
 
-/// Hand a chunk to the response body; `false` when the client is gone or the server is
-/// shutting down (a client that stopped reading must not hold up the shutdown).
-async fn deliver(tx: &mpsc::Sender<Result<Bytes, std::convert::Infallible>>, shutdown: &tokio_util::sync::CancellationToken, chunk: Bytes) -> bool {
+/// Hand a chunk to the response body; `false` when the client is gone, stopped reading
+/// for longer than `patience`, or the server is shutting down.
+async fn deliver(
+    tx: &mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
+    shutdown: &tokio_util::sync::CancellationToken,
+    patience: Duration,
+    chunk: Bytes,
+) -> bool {
     tokio::select! {
-        sent = tx.send(Ok(chunk)) => sent.is_ok(),
+        sent = tokio::time::timeout(patience, tx.send(Ok(chunk))) => match sent {
+            Ok(sent) => sent.is_ok(),
+            Err(_) => {
+                tracing::info!("disconnecting a watcher that stopped reading");
+                false
+            }
+        },
         _ = shutdown.cancelled() => false,
     }
 }
@@ -188,6 +199,7 @@ pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, opti
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
     let shutdown = state.shutdown.clone();
     let metrics = state.metrics.clone();
+    let patience = state.config.watch_send_timeout;
     metrics.open_watchers.inc();
     tokio::spawn(async move {
         let mut source = source;
@@ -205,7 +217,7 @@ pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, opti
                 _ = shutdown.cancelled() => break,
                 _ = tx.closed() => break,
                 _ = next_beat => {
-                    if !deliver(&tx, &shutdown, Bytes::from_static(b"\n")).await {
+                    if !deliver(&tx, &shutdown, patience, Bytes::from_static(b"\n")).await {
                         break;
                     }
                 }
@@ -214,7 +226,7 @@ pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, opti
                     if namespace.is_some() && event.namespace != namespace {
                         continue;
                     }
-                    if !deliver(&tx, &shutdown, event.line.clone()).await {
+                    if !deliver(&tx, &shutdown, patience, event.line.clone()).await {
                         break;
                     }
                 }

@@ -282,7 +282,6 @@ fn global_cloud_restrictions() {
         GlobalCloud::key(None, "cl1"),
         "/infrastructure/globalclouds/cl1"
     );
-    assert!(GlobalCloud::HAS_STATUS && !GlobalCloud::NAMESPACED);
     assert!(matches!(g.spec, CloudSpec::Openstack(_)));
     let provider = with(&cloud("GlobalCloud", None), |v| {
         v["spec"]["openstack"]["infrastructure_provider"]["namespaced"] = json!(true);

@@ -202,8 +202,16 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        Timestamp::parse(&s).ok_or_else(|| serde::de::Error::custom("Not a valid datetime."))
+        use serde::de::Error;
+        // Non-strings are "Not a valid datetime." as upstream; null keeps serde's
+        // "invalid type: null" (rendered "Field may not be null." by `decode`).
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(s) => {
+                Timestamp::parse(&s).ok_or_else(|| D::Error::custom("Not a valid datetime."))
+            }
+            serde_json::Value::Null => Err(D::Error::custom(crate::coercion::NULL_MSG)),
+            _ => Err(D::Error::custom("Not a valid datetime.")),
+        }
     }
 }
 
@@ -237,6 +245,12 @@ mod tests {
             "2026-11-21T09:02:37+00:00"
         );
         assert!(Timestamp::parse("garbage").is_none());
+        let err = serde_json::from_value::<Timestamp>(serde_json::json!(5)).unwrap_err();
+        assert_eq!(err.to_string(), "Not a valid datetime.");
+        let err = serde_json::from_value::<Timestamp>(serde_json::json!(null)).unwrap_err();
+        assert_eq!(err.to_string(), crate::coercion::NULL_MSG);
+        let ok: Option<Timestamp> = serde_json::from_value(serde_json::json!(null)).unwrap();
+        assert!(ok.is_none());
     }
 
     #[test]

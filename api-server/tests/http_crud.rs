@@ -248,6 +248,8 @@ async fn resource_lifecycle(
     assert_eq!(strip(&deleting, true), strip(&expected, true), "delete changes only deleted and finalizers");
     let stored = srv.get_ok(&obj1).await;
     assert_eq!(stored, deleting, "the object stays readable while deleting");
+    let listed = srv.get_ok(&kind.collection(ns)).await;
+    assert!(listed["items"].as_array().unwrap().contains(&deleting), "objects in deletion are listed: {listed}");
 
     // deleting again: unchanged
     let (status, _, again) = srv.delete(&obj1).await;
@@ -330,6 +332,45 @@ async fn finalizers_are_removed_one_by_one(
     body["metadata"]["finalizers"] = json!([]);
     srv.put_ok(&path, &body).await;
     assert_eq!(srv.get(&path).await.0, 404);
+}
+
+/// DELETE appends `cascade_deletion` even when it is already there (upstream quirk Q13).
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn cascade_deletion_is_appended_even_if_present(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let mut body = K::Cluster.sample("c");
+    body["metadata"]["finalizers"] = json!(["cascade_deletion"]);
+    srv.create_body(K::Cluster, "ns1", &body).await;
+    let (status, _, deleting) = srv.delete(&K::Cluster.object("ns1", "c")).await;
+    assert_eq!(status, 200);
+    assert_eq!(deleting["metadata"]["finalizers"], json!(["cascade_deletion", "cascade_deletion"]));
+}
+
+/// Lists come in storage key order: byte order of `<prefix><namespace>/<name>`, so
+/// namespace `a-b` sorts before namespace `a` (spec §1).
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn lists_are_in_key_order(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    for (ns, name) in [("a", "x"), ("a-b", "x"), ("b", "A"), ("a", "B"), ("b", "_")] {
+        srv.create(K::Application, ns, name).await;
+    }
+    let names = srv.list_names(&K::Application.all_collection()).await;
+    let expected: Vec<(Option<String>, String)> = [("a-b", "x"), ("a", "B"), ("a", "x"), ("b", "A"), ("b", "_")]
+        .iter()
+        .map(|(n, m)| (Some(n.to_string()), m.to_string()))
+        .collect();
+    assert_eq!(names, expected);
+    for (ns, name) in [("z", "b"), ("z", "a"), ("z", "B")] {
+        srv.create(K::Role, ns, &format!("{ns}{name}")).await;
+    }
+    let names: Vec<String> = srv.list_names(&K::Role.all_collection()).await.into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, vec!["zB", "za", "zb"]);
 }
 
 /// Responses use Python's JSON separators (`", "` and `": "`).

@@ -430,3 +430,67 @@ async fn always_deny(#[case] backend: Backend) {
     assert_eq!(srv.get("/me").await.0, 200);
     assert_eq!(srv.get("/release").await.0, 202);
 }
+
+/// Lenient input coercion (spec §1): numeric strings and integral floats for integers,
+/// numbers for floats, Python-style booleans; strings do not accept numbers.
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn coercion(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let mut body = K::Application.sample("coerced");
+    body["spec"]["backoff"] = json!("5");
+    body["spec"]["backoff_delay"] = json!(3.0);
+    body["spec"]["auto_cluster_create"] = json!("yes");
+    body["spec"]["constraints"]["migration"] = json!(0);
+    body["metadata"]["inherit_labels"] = json!("true");
+    let created = srv.create_body(K::Application, NS, &body).await;
+    assert_eq!(created["spec"]["backoff"], json!(5));
+    assert_eq!(created["spec"]["backoff_delay"], json!(3));
+    assert_eq!(created["spec"]["auto_cluster_create"], json!(true));
+    assert_eq!(created["spec"]["constraints"]["migration"], json!(false));
+    assert_eq!(created["metadata"]["inherit_labels"], json!(true));
+
+    for (field, value) in [("backoff", json!(5.5)), ("backoff", json!("many")), ("hooks", json!("shutdown")), ("storage_migration", json!(5))] {
+        let mut body = K::Application.sample("bad");
+        body["spec"][field] = value.clone();
+        let r = srv.post(&K::Application.collection(NS), &body).await;
+        assert_problem(&r, 422, None, field);
+    }
+    let mut body = K::Application.sample("bad");
+    body["spec"]["backoff"] = json!(null);
+    let r = srv.post(&K::Application.collection(NS), &body).await;
+    assert_problem(&r, 422, None, "Field may not be null.");
+    assert_eq!(srv.get(&K::Application.object(NS, "bad")).await.0, 404);
+}
+
+/// Read-only fields may be omitted from a PUT (design deviation), but when present they
+/// must be valid.
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn read_only_fields_in_put_must_be_valid(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let path = K::Cluster.object(NS, "c");
+    let created = srv.create(K::Cluster, NS, "c").await;
+    for (field, value) in [("created", json!("garbage")), ("modified", json!(5)), ("uid", json!(7))] {
+        let mut body = created.clone();
+        body["metadata"][field] = value;
+        K::Cluster.mutate(&mut body);
+        let r = srv.put(&path, &body).await;
+        assert_problem(&r, 422, None, field);
+    }
+    let mut body = created.clone();
+    body["status"]["state"] = json!("BOGUS");
+    K::Cluster.mutate(&mut body);
+    let r = srv.put(&path, &body).await;
+    assert_problem(&r, 422, None, "Invalid enum member BOGUS");
+    let mut body = created.clone();
+    body["status"] = json!(null);
+    K::Cluster.mutate(&mut body);
+    let r = srv.put(&path, &body).await;
+    assert_problem(&r, 422, None, "status");
+    assert_eq!(srv.get_ok(&path).await, created);
+}

@@ -412,3 +412,40 @@ async fn blocking_times_out(#[case] backend: Backend) {
     assert_problem(&r, 504, None, "");
     assert!(srv.get_ok(&app("a")).await["metadata"]["deleted"].is_string());
 }
+
+// ------------------------------------------------------------------------------------
+// deletion details
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn force_deletion_and_subresources_while_deleting(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    for kind in [K::Application, K::Cluster] {
+        // `force` must be exactly `True`.
+        let path = kind.object(NS, "lower");
+        srv.create(kind, NS, "lower").await;
+        let (status, _, r) = srv.delete(&format!("{path}?force=true")).await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(srv.get_ok(&path).await["metadata"]["finalizers"], json!(["cascade_deletion"]), "force=true is no force");
+
+        // Force works on an object already in deletion (checked first).
+        let (status, _, forced) = srv.delete(&format!("{path}?force=True")).await;
+        assert_eq!(status, 200, "{forced}");
+        assert_eq!(forced["metadata"]["finalizers"], json!(["cascade_deletion"]), "finalizers untouched");
+        assert_eq!(srv.get(&path).await.0, 404);
+        let (status, _, _) = srv.delete(&format!("{path}?force=True")).await;
+        assert_eq!(status, 404, "force-deleting a missing object");
+    }
+
+    // Status updates and bindings remain possible while deleting.
+    srv.create(K::Application, NS, "a").await;
+    let (_, _, deleting) = srv.delete(&app("a")).await;
+    let status = set_status(&srv, "a", json!({"state": "DELETING"})).await;
+    assert_eq!(status["status"]["state"], "DELETING");
+    assert_eq!(status["metadata"]["deleted"], deleting["metadata"]["deleted"]);
+    let bound = srv.put_ok(&format!("{}/binding", app("a")), &json!({"cluster": cluster_ref("c1")})).await;
+    assert_eq!(bound["metadata"]["owners"], json!([cluster_ref("c1")]));
+    assert_eq!(bound["metadata"]["finalizers"], json!(["cascade_deletion"]));
+}

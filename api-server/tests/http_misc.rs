@@ -280,3 +280,142 @@ async fn stored_etcd_value_is_upstream_json() {
     assert_eq!(stored, strip(&created, true));
     assert_eq!(kv.mod_revision().to_string(), rv(&created));
 }
+
+/// Concurrent conditional writes from the same read: exactly one wins (design: "one
+/// conformance test suite ... concurrent conditional writes where exactly one wins").
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let path = K::Application.object(NS, "a");
+    let read = srv.create(K::Application, NS, "a").await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let client = srv.client.clone();
+        let url = srv.url(&path);
+        let mut body = read.clone();
+        body["metadata"]["labels"] = json!({"writer": format!("w{i}")});
+        tasks.push(tokio::spawn(async move {
+            let r = client.put(url).json(&body).send().await.expect("PUT");
+            let status = r.status();
+            (i, status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (i, status, body) = t.await.unwrap();
+        match status.as_u16() {
+            200 => winners.push(i),
+            409 => assert_eq!(body["title"], "TRANSACTION_ERROR", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one conditional write wins: {winners:?}");
+    assert_eq!(srv.get_ok(&path).await["metadata"]["labels"], json!({"writer": format!("w{}", winners[0])}));
+
+    // Unconditional writes: last writer wins; conflicts are retried, never 500.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let client = srv.client.clone();
+        let url = srv.url(&format!("{path}/status"));
+        let mut body = read.clone();
+        body["metadata"].as_object_mut().unwrap().remove("resource_version");
+        body["status"]["services"] = json!({"svc": format!("10.0.0.{i}:80")});
+        tasks.push(tokio::spawn(async move {
+            let r = client.put(url).json(&body).send().await.expect("PUT");
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status.as_u16() {
+            200 => ok += 1,
+            409 => assert_eq!(body["title"], "TRANSACTION_ERROR", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(ok >= 1, "at least one unconditional write succeeds");
+    let services = srv.get_ok(&path).await["status"]["services"]["svc"].clone();
+    assert!(services.as_str().is_some_and(|s| s.starts_with("10.0.0.")), "{services}");
+}
+
+/// Graceful shutdown ends watch streams; the open-watchers gauge follows them.
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn shutdown_ends_watches(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let mut w = srv.watch(&format!("{}?watch&heartbeat=0", K::Role.all_collection())).await;
+    assert_eq!(w.status, 200);
+    let metrics = srv.raw(Method::GET, "/metrics", None, &[]).await.text();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("krake_api_open_watchers") && l.ends_with(" 1")),
+        "one open watcher:\n{metrics}"
+    );
+    srv.create(K::Role, NS, "r").await;
+    w.expect("ADDED", "r").await;
+    srv.shutdown();
+    let end = w.next_line(std::time::Duration::from_secs(10)).await;
+    assert_eq!(end, Line::End, "the watch stream ends on shutdown");
+}
+
+/// Objects written by upstream Krake (Python JSON, older field sets) are served as they
+/// are; keys that do not match the kind's template are skipped (spec §7, §9).
+#[tokio::test]
+async fn upstream_data_in_etcd() {
+    let srv = TestServer::etcd().await;
+    let mut w = srv.watch(&format!("{}?watch&heartbeat=0", K::Role.all_collection())).await;
+    let mut client = srv.etcd_client().await;
+    // The 1.0.1 wheel wrote no `inherit_labels`.
+    let legacy = r#"{"api": "core", "kind": "Role", "metadata": {"name": "legacy", "namespace": null, "labels": {}, "finalizers": [], "uid": "436de7b0-9439-41f1-b3c7-d30c0af20136", "created": "2026-11-21T09:02:37.560425+00:00", "modified": "2026-11-21T09:02:37.560425+00:00", "deleted": null, "owners": []}, "rules": [{"api": "", "resources": [""], "namespaces": [""], "verbs": ["get"]}]}"#;
+    let put = client.put("/core/roles/legacy", legacy, None).await.expect("etcd put");
+    let revision = put.header().expect("header").revision();
+    client.put("/core/roles/a/b", "{}", None).await.expect("etcd put");
+    client.put("/core/roles/", "not json", None).await.expect("etcd put");
+
+    let event = w.expect("ADDED", "legacy").await;
+    let got = srv.get_ok(&K::Role.object(NS, "legacy")).await;
+    assert_eq!(event, got);
+    assert_eq!(got["metadata"]["uid"], "436de7b0-9439-41f1-b3c7-d30c0af20136");
+    assert_eq!(got["metadata"]["created"], "2026-11-21T09:02:37.560425+00:00");
+    assert_eq!(got["metadata"]["inherit_labels"], json!(false));
+    assert_eq!(rv(&got), revision.to_string());
+    let names = srv.list_names(&K::Role.all_collection()).await;
+    assert_eq!(names, vec![(None, "legacy".to_string())], "foreign keys are skipped");
+
+    // It can be updated and deleted through the API.
+    let mut body = got.clone();
+    K::Role.mutate(&mut body);
+    let updated = srv.put_ok(&K::Role.object(NS, "legacy"), &body).await;
+    assert_eq!(updated["rules"], body["rules"]);
+    assert_eq!(w.expect("MODIFIED", "legacy").await, updated);
+    let created = srv.create(K::Role, NS, "new").await;
+    assert_eq!(w.expect("ADDED", "new").await, created);
+}
+
+/// The API survives an etcd outage: requests fail with a 5xx problem while etcd is down,
+/// and everything (including watches) works again once it is back.
+#[tokio::test]
+async fn etcd_outage() {
+    let mut srv = TestServer::with_config(Backend::Etcd, |c| c.request_timeout = std::time::Duration::from_secs(10)).await;
+    srv.create(K::Role, NS, "before").await;
+    srv.etcd.as_mut().unwrap().stop();
+    let r = srv.get(&K::Role.object(NS, "before")).await;
+    assert!(r.0.is_server_error(), "etcd down: {} {}", r.0, r.2);
+    assert_problem_type(&r.1);
+    let ready = srv.raw(Method::GET, "/readyz", None, &[]).await;
+    assert_eq!(ready.status, 503);
+    srv.etcd.as_mut().unwrap().restart().await;
+    eventually(std::time::Duration::from_secs(30), "readiness after the etcd restart", || async {
+        (srv.raw(Method::GET, "/readyz", None, &[]).await.status == 200).then_some(())
+    })
+    .await;
+    assert_eq!(srv.get_ok(&K::Role.object(NS, "before")).await["metadata"]["name"], "before");
+    let mut w = srv.watch(&format!("{}?watch&heartbeat=0", K::Role.all_collection())).await;
+    let created = srv.create(K::Role, NS, "after").await;
+    assert_eq!(w.expect("ADDED", "after").await, created);
+}

@@ -125,6 +125,13 @@ impl TestServer {
         ts
     }
 
+    /// Ask the server to stop (graceful shutdown).
+    pub fn shutdown(&self) {
+        if let Some(server) = &self.server {
+            server.shutdown();
+        }
+    }
+
     /// Wait until `/readyz` answers 200 (storage reachable, watch caches established).
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);

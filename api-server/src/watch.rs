@@ -51,7 +51,7 @@ impl WatchOptions {
 }
 
 fn invalid_query(field: &str, message: &str) -> Error {
-    Error::InvalidQuery(serde_json::json!({"query": {field: [message]}}).to_string())
+    Error::InvalidQuery(krake_crds::json::to_string(&serde_json::json!({"query": {field: [message]}})))
 }
 
 fn key_segment_ok(s: &str) -> bool {

@@ -157,11 +157,9 @@ async fn invalid_heartbeat_is_rejected(#[case] backend: Backend) {
             assert!(messages[0].is_string());
         }
     }
+    // Upstream's detail is `json.dumps` of the webargs messages: Python separators.
     let r = srv.get(&format!("{}?heartbeat=x", K::Application.collection("ns1"))).await;
-    assert_eq!(
-        serde_json::from_str::<Value>(r.2["detail"].as_str().unwrap()).unwrap(),
-        json!({"query": {"heartbeat": ["Not a valid integer."]}})
-    );
+    assert_eq!(r.2["detail"], "{\"query\": {\"heartbeat\": [\"Not a valid integer.\"]}}");
     // Unknown query parameters are ignored.
     assert_eq!(srv.get(&format!("{}?limit=5&foo", K::Application.collection("ns1"))).await.0, 200);
     // An invalid URL namespace is refused on watches too.

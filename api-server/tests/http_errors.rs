@@ -70,6 +70,11 @@ async fn names_and_types(#[case] backend: Backend) {
     rejected(&srv, kind, &body, &["name", "Missing data for required field."]).await;
     rejected(&srv, kind, &json!({"api": "core", "kind": "Metric", "metadata": {"name": "x"}}), &["spec"]).await;
 
+    // Several semantic errors are reported together.
+    let mut body = with_name(json!("-a"));
+    body["metadata"]["labels"] = json!({"-x": "y"});
+    rejected(&srv, kind, &body, &["Invalid character in resource name.", "labels", "-x"]).await;
+
     let mut accepted = Vec::new();
     for good in ["a", "A", "_", "1", "a.b", "a:b", "a..b", "a--b", "Ab-C.d:e_f", &"a".repeat(255)] {
         let created = srv.create_body(kind, NS, &with_name(json!(good))).await;

@@ -449,3 +449,74 @@ async fn force_deletion_and_subresources_while_deleting(#[case] backend: Backend
     assert_eq!(bound["metadata"]["owners"], json!([cluster_ref("c1")]));
     assert_eq!(bound["metadata"]["finalizers"], json!(["cascade_deletion"]));
 }
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn blocking_edge_cases(#[case] backend: Backend) {
+    let srv = TestServer::with_config(backend, |c| c.blocking_timeout = Duration::from_secs(20)).await;
+    let quick = Duration::from_secs(5);
+    let collection = K::Application.collection(NS);
+    srv.create(K::Application, NS, "a").await;
+
+    // Errors answer at once.
+    let r = tokio::time::timeout(quick, srv.post(&format!("{collection}?blocking=running"), &K::Application.sample("a")))
+        .await
+        .expect("a duplicate create does not block");
+    assert_problem(&r, 409, Some("RESOURCE_ALREADY_EXISTS"), "already exists");
+    let r = tokio::time::timeout(quick, srv.delete(&format!("{}?blocking=deleted", app("missing"))))
+        .await
+        .expect("deleting a missing object does not block");
+    assert_eq!(r.0, 404);
+    let r = tokio::time::timeout(quick, srv.post(&format!("{collection}?blocking=running"), &json!({"metadata": {"name": "x"}})))
+        .await
+        .expect("an invalid body does not block");
+    assert_eq!(r.0, 422);
+
+    // A forced blocking delete is released by its own removal.
+    let (status, _, body) = tokio::time::timeout(quick, srv.delete(&format!("{}?blocking=deleted&force=True", app("a"))))
+        .await
+        .expect("force removal releases the blocking delete");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"]["state"], "DELETED");
+    assert_eq!(body["metadata"]["name"], "a");
+
+    // Kinds without blocking support ignore the parameter.
+    let (status, _, body) = tokio::time::timeout(quick, srv.post(&format!("{}?blocking=running", K::Role.all_collection()), &K::Role.sample("r")))
+        .await
+        .expect("roles do not block");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn status_and_spec_update_details(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let created = srv.create(K::Application, NS, "a").await;
+
+    // A status update validates the whole body, spec included.
+    let mut body = created.clone();
+    body["status"]["state"] = json!("RUNNING");
+    body["spec"]["manifest"] = json!([]);
+    let r = srv.put(&format!("{}/status", app("a")), &body).await;
+    assert_problem(&r, 422, None, "_schema");
+    assert_eq!(srv.get_ok(&app("a")).await, created);
+
+    // A spec PUT differing only in status is no no-op: it writes and bumps modified, but
+    // the status stays.
+    let mut body = created.clone();
+    body["status"]["state"] = json!("RUNNING");
+    let written = srv.put_ok(&app("a"), &body).await;
+    assert_eq!(written["status"], created["status"]);
+    assert!(ts(&written["metadata"]["modified"]) > ts(&created["metadata"]["modified"]));
+    assert_ne!(rv(&written), rv(&created));
+
+    // A body without status is completed from the stored object: identical → no-op.
+    let mut body = written.clone();
+    body.as_object_mut().unwrap().remove("status");
+    let r = srv.put(&app("a"), &body).await;
+    assert_problem_exact(&r, 400, Some("UPDATE_ERROR"), "The body contained no update.");
+}

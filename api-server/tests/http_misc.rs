@@ -419,3 +419,34 @@ async fn etcd_outage() {
     let created = srv.create(K::Role, NS, "after").await;
     assert_eq!(w.expect("ADDED", "after").await, created);
 }
+
+/// API server replicas on one etcd: reads are read-your-writes consistent across
+/// replicas, watches on one replica see writes through another, and conditional writes
+/// conflict across replicas (design: "API servers are stateless replicas").
+#[tokio::test]
+async fn replicas_share_etcd() {
+    let a = TestServer::etcd().await;
+    let b = a.replica().await;
+    let mut watch_b = b.watch(&format!("{}?watch&heartbeat=0", K::Application.collection(NS))).await;
+    for i in 0..10 {
+        let name = format!("app{i}");
+        let created = a.create(K::Application, NS, &name).await;
+        assert_eq!(b.get_ok(&K::Application.object(NS, &name)).await, created, "read-your-writes on the other replica");
+        let listed = b.get_ok(&K::Application.collection(NS)).await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), i + 1);
+        assert_eq!(watch_b.expect("ADDED", &name).await, created);
+    }
+    let path = K::Application.object(NS, "app0");
+    let read = a.get_ok(&path).await;
+    let mut body = read.clone();
+    body["metadata"]["labels"] = json!({"by": "b"});
+    let from_b = b.put_ok(&path, &body).await;
+    assert_eq!(watch_b.expect("MODIFIED", "app0").await, from_b);
+    let mut stale = read.clone();
+    stale["metadata"]["labels"] = json!({"by": "a"});
+    let r = a.put(&path, &stale).await;
+    assert_problem(&r, 409, Some("TRANSACTION_ERROR"), "");
+    let (status, _, deleting) = a.delete(&path).await;
+    assert_eq!(status, 200);
+    assert_eq!(b.get_ok(&path).await, deleting);
+}

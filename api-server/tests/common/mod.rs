@@ -132,6 +132,21 @@ impl TestServer {
         }
     }
 
+    /// A second API server (replica) on the same etcd as this one.
+    pub async fn replica(&self) -> TestServer {
+        let endpoint = self.etcd.as_ref().expect("replicas need the etcd backend").endpoint();
+        let dir = tempfile::Builder::new().prefix("krake-http-").tempdir().expect("temporary directory");
+        let mut config = Config::for_embedded(dir.path().join("data"));
+        config.log_level = "warn".into();
+        config.storage = StorageConfig::Etcd { endpoints: vec![endpoint] };
+        let server = krake_api_server::server::start(config).await.expect("the replica starts");
+        let addr = server.addr;
+        let client = reqwest::Client::builder().no_proxy().build().expect("HTTP client");
+        let ts = TestServer { backend: Backend::Etcd, addr, base: format!("http://{addr}"), client, server: Some(server), etcd: None, _dir: dir };
+        ts.wait_ready().await;
+        ts
+    }
+
     /// Wait until `/readyz` answers 200 (storage reachable, watch caches established).
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);

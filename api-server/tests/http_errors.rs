@@ -231,6 +231,31 @@ async fn application_and_cluster_specs(#[case] backend: Backend) {
     rejected(&srv, K::Application, &app(&|b| b["spec"]["tosca"] = json!("http://example.com/t.json")), &["tosca"]).await;
     rejected(&srv, K::Application, &app(&|b| b["spec"]["csar"] = json!("http://example.com/c.tar")), &["csar"]).await;
 
+    rejected(&srv, K::Application, &app(&|b| {
+        b["spec"]["manifest"] = json!([]);
+        b["spec"]["tosca"] = json!({"foo": "bar"});
+    }), &["tosca", "Invalid TOSCA template content."])
+    .await;
+    // Valid TOSCA/CSAR alternatives to a manifest.
+    for (i, (key, value)) in [
+        ("tosca", json!("http://example.com/t.yaml")),
+        ("tosca", json!("http://example.com/t.yml")),
+        ("csar", json!("http://example.com/c.csar")),
+        ("csar", json!("http://example.com/c.zip")),
+        ("tosca", json!({"tosca_definitions_version": "tosca_simple_yaml_1_0",
+                         "topology_template": {"node_templates": {"pod": {"type": "tosca.nodes.indigo.KubernetesObject"}}}})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut body = K::Application.sample(&format!("alt{i}"));
+        body["spec"]["manifest"] = json!([]);
+        body["spec"][key] = value.clone();
+        let created = srv.create_body(K::Application, NS, &body).await;
+        assert_eq!(created["spec"][key], value);
+        srv.delete(&format!("{}?force=True", K::Application.object(NS, &format!("alt{i}")))).await;
+    }
+
     // observer_schema errors are 422 (upstream: 500).
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1"}});
     for schema in [

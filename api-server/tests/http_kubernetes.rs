@@ -58,6 +58,11 @@ async fn complete_hook(#[case] backend: Backend) {
     rv(&done);
     assert_eq!(srv.get_ok(&app("a")).await, done, "the completed application stays stored");
 
+    // Completing again (already deleted) overwrites `deleted`.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let again = srv.put_ok(&complete, &json!({"token": "tok"})).await;
+    assert!(ts(&again["metadata"]["deleted"]) > ts(&done["metadata"]["deleted"]));
+
     // Hook disabled: no token at all.
     srv.create(K::Application, NS, "b").await;
     for body in [json!({"token": null}), json!({"token": "anything"}), json!({})] {

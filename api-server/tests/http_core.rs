@@ -29,20 +29,38 @@ async fn role_rules_are_validated(#[case] backend: Backend) {
     assert_problem(&r, 422, None, "Invalid enum member Get");
 
     let mut body = K::Role.sample("no-namespaces");
-    body["rules"][0].as_object_mut().unwrap().remove("namespaces");
+    body["rules"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespaces");
     let r = srv.post(&roles, &body).await;
     assert_problem(&r, 422, None, "namespaces");
 
-    let r = srv.post(&roles, &json!({"metadata": {"name": "no-rules"}})).await;
+    let r = srv
+        .post(&roles, &json!({"metadata": {"name": "no-rules"}}))
+        .await;
     assert_problem(&r, 422, None, "rules");
 
     // Every verb, wildcards and empty rule lists are fine.
     let body = json!({"metadata": {"name": "all"}, "rules": [{"api": "", "resources": [""], "namespaces": [""],
         "verbs": ["create", "list", "list_all", "get", "update", "delete"]}]});
     let created = srv.create_body(K::Role, NS, &body).await;
-    assert_eq!(created["rules"][0]["verbs"], json!(["create", "list", "list_all", "get", "update", "delete"]));
-    srv.create_body(K::Role, NS, &json!({"metadata": {"name": "empty"}, "rules": []})).await;
-    let names: Vec<String> = srv.list_names(&roles).await.into_iter().map(|(_, n)| n).collect();
+    assert_eq!(
+        created["rules"][0]["verbs"],
+        json!(["create", "list", "list_all", "get", "update", "delete"])
+    );
+    srv.create_body(
+        K::Role,
+        NS,
+        &json!({"metadata": {"name": "empty"}, "rules": []}),
+    )
+    .await;
+    let names: Vec<String> = srv
+        .list_names(&roles)
+        .await
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
     assert_eq!(names, vec!["all".to_string(), "empty".to_string()]);
 }
 
@@ -52,17 +70,28 @@ async fn role_rules_are_validated(#[case] backend: Backend) {
 #[tokio::test]
 async fn role_binding_and_metric_schemas(#[case] backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let r = srv.post(&K::RoleBinding.all_collection(), &json!({"metadata": {"name": "rb"}, "users": ["u"]})).await;
+    let r = srv
+        .post(
+            &K::RoleBinding.all_collection(),
+            &json!({"metadata": {"name": "rb"}, "users": ["u"]}),
+        )
+        .await;
     assert_problem(&r, 422, None, "roles");
     let r = srv
-        .post(&K::RoleBinding.all_collection(), &json!({"metadata": {"name": "rb"}, "users": "u", "roles": []}))
+        .post(
+            &K::RoleBinding.all_collection(),
+            &json!({"metadata": {"name": "rb"}, "users": "u", "roles": []}),
+        )
         .await;
     assert_problem(&r, 422, None, "users");
 
     // Metric: allowed_values is required (repository head); floats are floats.
     for kind in [K::GlobalMetric, K::Metric] {
         let mut body = kind.sample("no-allowed");
-        body["spec"].as_object_mut().unwrap().remove("allowed_values");
+        body["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("allowed_values");
         let r = srv.post(&kind.collection(NS), &body).await;
         assert_problem(&r, 422, None, "allowed_values");
         let mut body = kind.sample("ints");
@@ -100,11 +129,19 @@ async fn metrics_provider_types(#[case] backend: Backend) {
             let created = srv.create_body(kind, NS, &body).await;
             assert_subset(spec, &created["spec"], "spec");
             let keys: Vec<&String> = created["spec"].as_object().unwrap().keys().collect();
-            assert_eq!(keys.len(), 2, "type and its sub-object only: {}", created["spec"]);
+            assert_eq!(
+                keys.len(),
+                2,
+                "type and its sub-object only: {}",
+                created["spec"]
+            );
         }
     }
     let created = srv.get_ok(&K::MetricsProvider.object(NS, "mp3")).await;
-    assert_eq!(created["spec"]["static"]["metrics"], json!({"load": 1.0, "x": 0.5}));
+    assert_eq!(
+        created["spec"]["static"]["metrics"],
+        json!({"load": 1.0, "x": 0.5})
+    );
 
     let mut body = K::MetricsProvider.sample("graphite");
     body["spec"] = json!({"type": "graphite", "graphite": {"url": "x"}});

@@ -17,7 +17,11 @@ async fn rejected(srv: &TestServer, kind: K, body: &Value, mentions: &[&str]) {
     for m in mentions {
         assert_problem(&r, 422, None, m);
     }
-    assert_eq!(srv.get_ok(&kind.collection(NS)).await["items"], json!([]), "nothing stored after {body}");
+    assert_eq!(
+        srv.get_ok(&kind.collection(NS)).await["items"],
+        json!([]),
+        "nothing stored after {body}"
+    );
 }
 
 #[rstest]
@@ -40,7 +44,12 @@ async fn unparseable_and_non_object_bodies(#[case] backend: Backend) {
         }
         // The content type is not checked.
         let r = srv
-            .raw(Method::POST, &collection, Some(serde_json::to_vec(&kind.sample("typed")).unwrap()), &[("content-type", "text/plain")])
+            .raw(
+                Method::POST,
+                &collection,
+                Some(serde_json::to_vec(&kind.sample("typed")).unwrap()),
+                &[("content-type", "text/plain")],
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.text());
         let names = srv.list_names(&collection).await;
@@ -60,29 +69,73 @@ async fn names_and_types(#[case] backend: Backend) {
         body["metadata"]["name"] = name;
         body
     };
-    rejected(&srv, kind, &with_name(json!(5)), &["metadata", "name", "Not a valid string."]).await;
+    rejected(
+        &srv,
+        kind,
+        &with_name(json!(5)),
+        &["metadata", "name", "Not a valid string."],
+    )
+    .await;
     rejected(&srv, kind, &with_name(json!(null)), &["metadata", "name"]).await;
     for bad in ["-a", "a-", ".a", "a b", "a/b", "é", "", &"a".repeat(256)] {
-        rejected(&srv, kind, &with_name(json!(bad)), &["metadata", "name", "Invalid character in resource name."]).await;
+        rejected(
+            &srv,
+            kind,
+            &with_name(json!(bad)),
+            &["metadata", "name", "Invalid character in resource name."],
+        )
+        .await;
     }
     let mut body = kind.sample("x");
     body["metadata"].as_object_mut().unwrap().remove("name");
-    rejected(&srv, kind, &body, &["name", "Missing data for required field."]).await;
-    rejected(&srv, kind, &json!({"api": "core", "kind": "Metric", "metadata": {"name": "x"}}), &["spec"]).await;
+    rejected(
+        &srv,
+        kind,
+        &body,
+        &["name", "Missing data for required field."],
+    )
+    .await;
+    rejected(
+        &srv,
+        kind,
+        &json!({"api": "core", "kind": "Metric", "metadata": {"name": "x"}}),
+        &["spec"],
+    )
+    .await;
 
     // Several semantic errors are reported together.
     let mut body = with_name(json!("-a"));
     body["metadata"]["labels"] = json!({"-x": "y"});
-    rejected(&srv, kind, &body, &["Invalid character in resource name.", "labels", "-x"]).await;
+    rejected(
+        &srv,
+        kind,
+        &body,
+        &["Invalid character in resource name.", "labels", "-x"],
+    )
+    .await;
 
     let mut accepted = Vec::new();
-    for good in ["a", "A", "_", "1", "a.b", "a:b", "a..b", "a--b", "Ab-C.d:e_f", &"a".repeat(255)] {
+    for good in [
+        "a",
+        "A",
+        "_",
+        "1",
+        "a.b",
+        "a:b",
+        "a..b",
+        "a--b",
+        "Ab-C.d:e_f",
+        &"a".repeat(255),
+    ] {
         let created = srv.create_body(kind, NS, &with_name(json!(good))).await;
         assert_eq!(created["metadata"]["name"], good);
         assert_eq!(srv.get_ok(&kind.object(NS, good)).await, created);
         accepted.push(good.to_string());
     }
-    assert_eq!(srv.list_names(&kind.collection(NS)).await.len(), accepted.len());
+    assert_eq!(
+        srv.list_names(&kind.collection(NS)).await.len(),
+        accepted.len()
+    );
 
     // Wrong types elsewhere.
     let mut body = kind.sample("types");
@@ -120,7 +173,13 @@ async fn labels_and_constraints(#[case] backend: Backend) {
         json!({"k": "a:b"}),
         json!({"k": "x".repeat(64)}),
     ] {
-        rejected(&srv, K::Application, &with_labels(labels), &["metadata", "labels"]).await;
+        rejected(
+            &srv,
+            K::Application,
+            &with_labels(labels),
+            &["metadata", "labels"],
+        )
+        .await;
     }
 
     let with_constraints = |labels: Value, metrics: Value| {
@@ -129,11 +188,31 @@ async fn labels_and_constraints(#[case] backend: Backend) {
         body["spec"]["constraints"]["cluster"]["metrics"] = metrics;
         body
     };
-    for bad in ["location in ()", "a in (b,,c)", "loc is x y", "location is", "a = b=c", "loc is -x", "a/b/c is d"] {
-        rejected(&srv, K::Application, &with_constraints(json!([bad]), json!([])), &["constraints", "labels"]).await;
+    for bad in [
+        "location in ()",
+        "a in (b,,c)",
+        "loc is x y",
+        "location is",
+        "a = b=c",
+        "loc is -x",
+        "a/b/c is d",
+    ] {
+        rejected(
+            &srv,
+            K::Application,
+            &with_constraints(json!([bad]), json!([])),
+            &["constraints", "labels"],
+        )
+        .await;
     }
     for bad in ["load<5", "load is greater than 5", "load > -1", "load"] {
-        rejected(&srv, K::Application, &with_constraints(json!([]), json!([bad])), &["constraints", "metrics"]).await;
+        rejected(
+            &srv,
+            K::Application,
+            &with_constraints(json!([]), json!([bad])),
+            &["constraints", "metrics"],
+        )
+        .await;
     }
     // Cluster constraints use the same grammars.
     let mut body = K::Cluster.sample("c");
@@ -141,19 +220,48 @@ async fn labels_and_constraints(#[case] backend: Backend) {
     rejected(&srv, K::Cluster, &body, &["labels"]).await;
 
     // Valid forms are stored verbatim.
-    let labels = json!(["location is DE", "location=DE", "location == DE", "location != DE", "location is not DE",
-        "location in (DE, UK)", "location in (DE,UK,)", "location not in (DE)", "example.com/zone is a"]);
-    let metrics = json!(["load >5", "load > 0.5", "load >= 1", "load gte 1", "load lesser than 3", "load == abc"]);
-    let created = srv.create_body(K::Application, NS, &with_constraints(labels.clone(), metrics.clone())).await;
+    let labels = json!([
+        "location is DE",
+        "location=DE",
+        "location == DE",
+        "location != DE",
+        "location is not DE",
+        "location in (DE, UK)",
+        "location in (DE,UK,)",
+        "location not in (DE)",
+        "example.com/zone is a"
+    ]);
+    let metrics = json!([
+        "load >5",
+        "load > 0.5",
+        "load >= 1",
+        "load gte 1",
+        "load lesser than 3",
+        "load == abc"
+    ]);
+    let created = srv
+        .create_body(
+            K::Application,
+            NS,
+            &with_constraints(labels.clone(), metrics.clone()),
+        )
+        .await;
     assert_eq!(created["spec"]["constraints"]["cluster"]["labels"], labels);
-    assert_eq!(created["spec"]["constraints"]["cluster"]["metrics"], metrics);
-    let created = srv.create_body(K::Application, NS, &{
-        let mut b = with_labels(json!({"example.com/team": "a-b_c.d", "k": "v"}));
-        b["metadata"]["name"] = json!("labelled");
-        b
-    })
-    .await;
-    assert_eq!(created["metadata"]["labels"], json!({"example.com/team": "a-b_c.d", "k": "v"}));
+    assert_eq!(
+        created["spec"]["constraints"]["cluster"]["metrics"],
+        metrics
+    );
+    let created = srv
+        .create_body(K::Application, NS, &{
+            let mut b = with_labels(json!({"example.com/team": "a-b_c.d", "k": "v"}));
+            b["metadata"]["name"] = json!("labelled");
+            b
+        })
+        .await;
+    assert_eq!(
+        created["metadata"]["labels"],
+        json!({"example.com/team": "a-b_c.d", "k": "v"})
+    );
 }
 
 #[rstest]
@@ -162,17 +270,27 @@ async fn labels_and_constraints(#[case] backend: Backend) {
 #[tokio::test]
 async fn enums_api_and_kind(#[case] backend: Backend) {
     let srv = TestServer::start(backend).await;
-    rejected(&srv, K::Application, &{
-        let mut b = K::Application.sample("x");
-        b["kind"] = json!("Cluster");
-        b
-    }, &["kind", "Must be equal to Application."])
+    rejected(
+        &srv,
+        K::Application,
+        &{
+            let mut b = K::Application.sample("x");
+            b["kind"] = json!("Cluster");
+            b
+        },
+        &["kind", "Must be equal to Application."],
+    )
     .await;
-    rejected(&srv, K::Application, &{
-        let mut b = K::Application.sample("x");
-        b["api"] = json!("core");
-        b
-    }, &["api", "Must be equal to kubernetes."])
+    rejected(
+        &srv,
+        K::Application,
+        &{
+            let mut b = K::Application.sample("x");
+            b["api"] = json!("core");
+            b
+        },
+        &["api", "Must be equal to kubernetes."],
+    )
     .await;
     // api and kind are optional.
     let mut body = K::Application.sample("a");
@@ -193,7 +311,11 @@ async fn enums_api_and_kind(#[case] backend: Backend) {
     body["status"]["reason"] = json!({"code": 20, "message": "m"});
     let r = srv.put(&format!("{path}/status"), &body).await;
     assert_problem(&r, 422, None, "code");
-    assert_eq!(srv.get_ok(&path).await, created, "rejected status updates store nothing");
+    assert_eq!(
+        srv.get_ok(&path).await,
+        created,
+        "rejected status updates store nothing"
+    );
 
     // Unknown keys are dropped, not stored.
     let mut body = K::Application.sample("extra");
@@ -204,7 +326,10 @@ async fn enums_api_and_kind(#[case] backend: Backend) {
     assert!(created.get("surprise").is_none() && created["spec"].get("surprise").is_none());
     assert!(created["metadata"].get("surprise").is_none());
     // Free-form objects keep everything.
-    assert_eq!(created["spec"]["manifest"][0]["spec"], json!({"containers": []}));
+    assert_eq!(
+        created["spec"]["manifest"][0]["spec"],
+        json!({"containers": []})
+    );
 }
 
 #[rstest]
@@ -219,22 +344,56 @@ async fn application_and_cluster_specs(#[case] backend: Backend) {
         b
     };
     // Nothing defines the application.
-    rejected(&srv, K::Application, &app(&|b| b["spec"]["manifest"] = json!([])), &["_schema", "manifest"]).await;
+    rejected(
+        &srv,
+        K::Application,
+        &app(&|b| b["spec"]["manifest"] = json!([])),
+        &["_schema", "manifest"],
+    )
+    .await;
     // Manifest entries need apiVersion, kind, metadata.name.
-    rejected(&srv, K::Application, &app(&|b| b["spec"]["manifest"] = json!([{"kind": "Pod", "metadata": {"name": "p"}}])), &["apiVersion"]).await;
+    rejected(
+        &srv,
+        K::Application,
+        &app(&|b| b["spec"]["manifest"] = json!([{"kind": "Pod", "metadata": {"name": "p"}}])),
+        &["apiVersion"],
+    )
+    .await;
     // Constraints are required.
-    rejected(&srv, K::Application, &app(&|b| {
-        b["spec"].as_object_mut().unwrap().remove("constraints");
-    }), &["constraints", "Missing data for required field."])
+    rejected(
+        &srv,
+        K::Application,
+        &app(&|b| {
+            b["spec"].as_object_mut().unwrap().remove("constraints");
+        }),
+        &["constraints", "Missing data for required field."],
+    )
     .await;
     // TOSCA / CSAR URL suffixes.
-    rejected(&srv, K::Application, &app(&|b| b["spec"]["tosca"] = json!("http://example.com/t.json")), &["tosca"]).await;
-    rejected(&srv, K::Application, &app(&|b| b["spec"]["csar"] = json!("http://example.com/c.tar")), &["csar"]).await;
+    rejected(
+        &srv,
+        K::Application,
+        &app(&|b| b["spec"]["tosca"] = json!("http://example.com/t.json")),
+        &["tosca"],
+    )
+    .await;
+    rejected(
+        &srv,
+        K::Application,
+        &app(&|b| b["spec"]["csar"] = json!("http://example.com/c.tar")),
+        &["csar"],
+    )
+    .await;
 
-    rejected(&srv, K::Application, &app(&|b| {
-        b["spec"]["manifest"] = json!([]);
-        b["spec"]["tosca"] = json!({"foo": "bar"});
-    }), &["tosca", "Invalid TOSCA template content."])
+    rejected(
+        &srv,
+        K::Application,
+        &app(&|b| {
+            b["spec"]["manifest"] = json!([]);
+            b["spec"]["tosca"] = json!({"foo": "bar"});
+        }),
+        &["tosca", "Invalid TOSCA template content."],
+    )
     .await;
     // Valid TOSCA/CSAR alternatives to a manifest.
     for (i, (key, value)) in [
@@ -266,19 +425,28 @@ async fn application_and_cluster_specs(#[case] backend: Backend) {
         json!([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1"}, "spec": {"containers": [
             {"name": null}, {"observer_schema_list_min_length": 3, "observer_schema_list_max_length": 2}]}}]),
     ] {
-        rejected(&srv, K::Application, &app(&|b| {
-            b["spec"]["manifest"] = json!([pod]);
-            b["spec"]["observer_schema"] = schema.clone();
-        }), &["observer_schema"])
+        rejected(
+            &srv,
+            K::Application,
+            &app(&|b| {
+                b["spec"]["manifest"] = json!([pod]);
+                b["spec"]["observer_schema"] = schema.clone();
+            }),
+            &["observer_schema"],
+        )
         .await;
     }
     let valid_schema = json!([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": null},
         "spec": {"containers": [{"name": null}, {"observer_schema_list_min_length": 1, "observer_schema_list_max_length": 0}]}}]);
     let created = srv
-        .create_body(K::Application, NS, &app(&|b| {
-            b["spec"]["manifest"] = json!([pod]);
-            b["spec"]["observer_schema"] = valid_schema.clone();
-        }))
+        .create_body(
+            K::Application,
+            NS,
+            &app(&|b| {
+                b["spec"]["manifest"] = json!([pod]);
+                b["spec"]["observer_schema"] = valid_schema.clone();
+            }),
+        )
         .await;
     assert_eq!(created["spec"]["observer_schema"], valid_schema);
 
@@ -295,7 +463,12 @@ async fn application_and_cluster_specs(#[case] backend: Backend) {
                                       {"name": "ctx2", "context": {"cluster": "c1", "user": "u1"}}]);
     let mut bad_current = kubeconfig();
     bad_current["current-context"] = json!("nope");
-    for kc in [json!({"invalid": "kubeconfig"}), no_users, two_contexts, bad_current] {
+    for kc in [
+        json!({"invalid": "kubeconfig"}),
+        no_users,
+        two_contexts,
+        bad_current,
+    ] {
         rejected(&srv, K::Cluster, &cluster(kc), &["kubeconfig"]).await;
     }
     rejected(&srv, K::Cluster, &cluster(json!({})), &["_schema"]).await;
@@ -310,16 +483,25 @@ async fn application_and_cluster_specs(#[case] backend: Backend) {
 #[tokio::test]
 async fn url_namespace_is_validated(#[case] backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let r = srv.post("/core/namespaces/a%20b/metrics", &K::Metric.sample("m")).await;
+    let r = srv
+        .post("/core/namespaces/a%20b/metrics", &K::Metric.sample("m"))
+        .await;
     assert_problem(&r, 422, None, "namespace");
-    for path in ["/core/namespaces/a%20b/metrics", "/core/namespaces/-a/metrics/m", "/kubernetes/namespaces/a%2Fb/applications"] {
+    for path in [
+        "/core/namespaces/a%20b/metrics",
+        "/core/namespaces/-a/metrics/m",
+        "/kubernetes/namespaces/a%2Fb/applications",
+    ] {
         let r = srv.get(path).await;
         assert!(r.0 == 422 || r.0 == 404, "{path}: {}", r.0);
         assert_problem_type(&r.1);
     }
     let r = srv.get("/core/namespaces/-a/metrics/m").await;
     assert_problem(&r, 422, None, "namespace");
-    assert_eq!(srv.get_ok(&K::Metric.all_collection()).await["items"], json!([]));
+    assert_eq!(
+        srv.get_ok(&K::Metric.all_collection()).await["items"],
+        json!([])
+    );
 }
 
 #[rstest]
@@ -363,25 +545,50 @@ async fn unknown_routes_and_methods(#[case] backend: Backend) {
         let r = srv.get(path).await;
         assert_eq!(r.0, 404, "{path}");
         assert_problem_type(&r.1);
-        assert_eq!(r.2, json!({"type": "about:blank", "status": 404, "detail": "404: Not Found"}), "{path}");
+        assert_eq!(
+            r.2,
+            json!({"type": "about:blank", "status": 404, "detail": "404: Not Found"}),
+            "{path}"
+        );
     }
     for (method, path, allowed) in [
         (Method::DELETE, "/core/roles", &["GET", "POST"][..]),
-        (Method::PATCH, "/core/roles/r", &["GET", "PUT", "DELETE"][..]),
-        (Method::POST, "/kubernetes/namespaces/ns1/applications/a", &["GET", "PUT", "DELETE"][..]),
-        (Method::GET, "/kubernetes/namespaces/ns1/applications/a/status", &["PUT"][..]),
+        (
+            Method::PATCH,
+            "/core/roles/r",
+            &["GET", "PUT", "DELETE"][..],
+        ),
+        (
+            Method::POST,
+            "/kubernetes/namespaces/ns1/applications/a",
+            &["GET", "PUT", "DELETE"][..],
+        ),
+        (
+            Method::GET,
+            "/kubernetes/namespaces/ns1/applications/a/status",
+            &["PUT"][..],
+        ),
         (Method::POST, "/", &["GET"][..]),
         (Method::PUT, "/kubernetes/applications", &["GET"][..]),
     ] {
-        let r = srv.raw(method.clone(), path, Some(b"{}".to_vec()), &[]).await;
+        let r = srv
+            .raw(method.clone(), path, Some(b"{}".to_vec()), &[])
+            .await;
         assert_eq!(r.status, 405, "{method} {path}: {}", r.text());
         assert_problem_type(&r.headers);
         let body = r.json();
         assert_eq!(body["status"], 405);
         assert_eq!(body["detail"], "405: Method Not Allowed");
-        let allow = r.headers.get("allow").and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("{method} {path}: no Allow header"));
+        let allow = r
+            .headers
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{method} {path}: no Allow header"));
         for m in allowed {
-            assert!(allow.contains(m), "{method} {path}: Allow {allow:?} lacks {m}");
+            assert!(
+                allow.contains(m),
+                "{method} {path}: Allow {allow:?} lacks {m}"
+            );
         }
     }
 }
@@ -411,9 +618,19 @@ async fn processing_order(#[case] backend: Backend) {
         assert_eq!(r.status, 415, "PUT {path} with an empty body: {}", r.text());
         assert_problem_type(&r.headers);
         let r = srv.put_raw(&path, b"[]").await;
-        assert_eq!(r.status, 422, "PUT {path} with a non-object body: {}", r.text());
+        assert_eq!(
+            r.status,
+            422,
+            "PUT {path} with a non-object body: {}",
+            r.text()
+        );
     }
-    let r = srv.put_raw(&format!("{}/binding", K::MagnumCluster.object(NS, "missing")), b"").await;
+    let r = srv
+        .put_raw(
+            &format!("{}/binding", K::MagnumCluster.object(NS, "missing")),
+            b"",
+        )
+        .await;
     assert_eq!(r.status, 404, "MagnumCluster binding loads first");
     let r = srv.put_raw(&format!("{app}/retry"), b"").await;
     assert_eq!(r.status, 404, "retry has no body");
@@ -429,13 +646,17 @@ async fn processing_order(#[case] backend: Backend) {
 #[tokio::test]
 async fn always_deny(#[case] backend: Backend) {
     use krake_api_server::config::AuthorizationMode;
-    let srv = TestServer::with_config(backend, |c| c.authorization = AuthorizationMode::AlwaysDeny).await;
+    let srv =
+        TestServer::with_config(backend, |c| c.authorization = AuthorizationMode::AlwaysDeny).await;
     let mut requests: Vec<(Method, String)> = Vec::new();
     for kind in ALL_KINDS {
         let object = kind.object(NS, "missing");
         requests.push((Method::POST, kind.collection(NS)));
         requests.push((Method::GET, kind.collection(NS)));
-        requests.push((Method::GET, format!("{}?watch&heartbeat=0", kind.collection(NS))));
+        requests.push((
+            Method::GET,
+            format!("{}?watch&heartbeat=0", kind.collection(NS)),
+        ));
         requests.push((Method::GET, kind.all_collection()));
         requests.push((Method::GET, object.clone()));
         requests.push((Method::PUT, object.clone()));
@@ -448,8 +669,14 @@ async fn always_deny(#[case] backend: Backend) {
     for sub in ["binding", "complete", "shutdown", "retry"] {
         requests.push((Method::PUT, format!("{app}/{sub}")));
     }
-    requests.push((Method::PUT, format!("{}/binding", K::Cluster.object(NS, "missing"))));
-    requests.push((Method::PUT, format!("{}/binding", K::MagnumCluster.object(NS, "missing"))));
+    requests.push((
+        Method::PUT,
+        format!("{}/binding", K::Cluster.object(NS, "missing")),
+    ));
+    requests.push((
+        Method::PUT,
+        format!("{}/binding", K::MagnumCluster.object(NS, "missing")),
+    ));
     for (method, path) in requests {
         let r = srv.raw(method.clone(), &path, Some(Vec::new()), &[]).await;
         let r = (r.status, r.headers.clone(), r.json());
@@ -482,7 +709,12 @@ async fn coercion(#[case] backend: Backend) {
     assert_eq!(created["spec"]["constraints"]["migration"], json!(false));
     assert_eq!(created["metadata"]["inherit_labels"], json!(true));
 
-    for (field, value) in [("backoff", json!(5.5)), ("backoff", json!("many")), ("hooks", json!("shutdown")), ("storage_migration", json!(5))] {
+    for (field, value) in [
+        ("backoff", json!(5.5)),
+        ("backoff", json!("many")),
+        ("hooks", json!("shutdown")),
+        ("storage_migration", json!(5)),
+    ] {
         let mut body = K::Application.sample("bad");
         body["spec"][field] = value.clone();
         let r = srv.post(&K::Application.collection(NS), &body).await;
@@ -505,7 +737,11 @@ async fn read_only_fields_in_put_must_be_valid(#[case] backend: Backend) {
     let srv = TestServer::start(backend).await;
     let path = K::Cluster.object(NS, "c");
     let created = srv.create(K::Cluster, NS, "c").await;
-    for (field, value) in [("created", json!("garbage")), ("modified", json!(5)), ("uid", json!(7))] {
+    for (field, value) in [
+        ("created", json!("garbage")),
+        ("modified", json!(5)),
+        ("uid", json!(7)),
+    ] {
         let mut body = created.clone();
         body["metadata"][field] = value;
         K::Cluster.mutate(&mut body);

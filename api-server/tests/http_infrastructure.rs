@@ -19,7 +19,12 @@ async fn infrastructure_provider_needs_authentication(#[case] backend: Backend) 
         let mut body = kind.sample("noauth");
         body["spec"]["im"] = json!({"url": "http://im:8800", "username": "u"});
         let r = srv.post(&kind.collection(NS), &body).await;
-        assert_problem(&r, 422, None, "At least one authentication should be defined in the IM infrastructure provider spec.");
+        assert_problem(
+            &r,
+            422,
+            None,
+            "At least one authentication should be defined in the IM infrastructure provider spec.",
+        );
         assert_problem(&r, 422, None, "_schema");
 
         let mut body = kind.sample("token");
@@ -45,8 +50,17 @@ async fn infrastructure_provider_needs_authentication(#[case] backend: Backend) 
         let r = srv.post(&kind.collection(NS), &body).await;
         assert_problem(&r, 422, None, "im");
 
-        let names: Vec<String> = srv.list_names(&kind.collection(NS)).await.into_iter().map(|(_, n)| n).collect();
-        assert_eq!(names, vec!["extra".to_string(), "token".to_string()], "invalid bodies are not stored");
+        let names: Vec<String> = srv
+            .list_names(&kind.collection(NS))
+            .await
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(
+            names,
+            vec!["extra".to_string(), "token".to_string()],
+            "invalid bodies are not stored"
+        );
     }
 }
 
@@ -69,15 +83,24 @@ async fn global_cloud_references_only_global_objects(#[case] backend: Backend) {
     let mut body = K::GlobalCloud.sample("gc");
     body["spec"]["openstack"]["metrics"] = json!([{"name": "m", "weight": 1, "namespaced": true}]);
     let r = srv.post(&K::GlobalCloud.collection(NS), &body).await;
-    assert_problem(&r, 422, None, "A non-namespaced global cloud resource cannot reference the namespaced metric resource.");
+    assert_problem(
+        &r,
+        422,
+        None,
+        "A non-namespaced global cloud resource cannot reference the namespaced metric resource.",
+    );
     assert_eq!(srv.get(&K::GlobalCloud.object(NS, "gc")).await.0, 404);
 
     // A namespaced Cloud may reference both; defaults are filled in.
     let mut body = K::Cloud.sample("c");
     body["spec"]["openstack"]["metrics"] = json!([{"name": "m", "weight": 1, "namespaced": true}]);
-    body["spec"]["openstack"]["auth"]["password"] = json!({"user": {"username": "u", "password": "p"}, "project": {"name": "proj"}});
+    body["spec"]["openstack"]["auth"]["password"] =
+        json!({"user": {"username": "u", "password": "p"}, "project": {"name": "proj"}});
     let created = srv.create_body(K::Cloud, NS, &body).await;
-    assert_eq!(created["spec"]["openstack"]["metrics"], json!([{"name": "m", "weight": 1.0, "namespaced": true}]));
+    assert_eq!(
+        created["spec"]["openstack"]["metrics"],
+        json!([{"name": "m", "weight": 1.0, "namespaced": true}])
+    );
     assert_eq!(
         created["spec"]["openstack"]["auth"]["password"],
         json!({"version": "3",
@@ -98,7 +121,10 @@ async fn global_cloud_status_subresource(#[case] backend: Backend) {
     let mut body = created.clone();
     body["status"]["state"] = json!("FAILING_METRICS");
     let updated = srv.put_ok(&format!("{path}/status"), &body).await;
-    assert_eq!(updated["status"], json!({"state": "FAILING_METRICS", "metrics_reasons": {}}));
+    assert_eq!(
+        updated["status"],
+        json!({"state": "FAILING_METRICS", "metrics_reasons": {}})
+    );
     let mut body = created.clone();
     body["status"]["state"] = json!("OFFLINE");
     let r = srv.put(&format!("{path}/status"), &body).await;

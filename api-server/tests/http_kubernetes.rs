@@ -38,25 +38,52 @@ fn cluster_ref(name: &str) -> Value {
 async fn complete_hook(#[case] backend: Backend) {
     let srv = TestServer::start(backend).await;
     srv.create(K::Application, NS, "a").await;
-    let before = set_status(&srv, "a", json!({"complete_token": "tok", "state": "RUNNING"})).await;
+    let before = set_status(
+        &srv,
+        "a",
+        json!({"complete_token": "tok", "state": "RUNNING"}),
+    )
+    .await;
     assert_eq!(before["status"]["complete_token"], "tok");
     let complete = format!("{}/complete", app("a"));
     let invalid = "401: No token has been provided or the provided one is invalid.";
 
-    for body in [json!({"token": "wrong"}), json!({}), json!({"token": null}), json!({"api": "kubernetes", "kind": "Complete"})] {
+    for body in [
+        json!({"token": "wrong"}),
+        json!({}),
+        json!({"token": null}),
+        json!({"api": "kubernetes", "kind": "Complete"}),
+    ] {
         let r = srv.put(&complete, &body).await;
         assert_problem_exact(&r, 401, None, invalid);
     }
-    assert_eq!(srv.get_ok(&app("a")).await, before, "rejected hooks change nothing");
+    assert_eq!(
+        srv.get_ok(&app("a")).await,
+        before,
+        "rejected hooks change nothing"
+    );
 
-    let (status, _, done) = srv.put(&complete, &json!({"api": "kubernetes", "kind": "Complete", "token": "tok"})).await;
+    let (status, _, done) = srv
+        .put(
+            &complete,
+            &json!({"api": "kubernetes", "kind": "Complete", "token": "tok"}),
+        )
+        .await;
     assert_eq!(status, 200, "{done}");
     assert_server_ts(&done["metadata"]["deleted"]);
     assert_eq!(done["status"]["state"], "READY_FOR_ACTION");
-    assert_eq!(done["metadata"]["finalizers"], json!([]), "complete adds no finalizer");
+    assert_eq!(
+        done["metadata"]["finalizers"],
+        json!([]),
+        "complete adds no finalizer"
+    );
     assert_eq!(done["metadata"]["modified"], before["metadata"]["modified"]);
     rv(&done);
-    assert_eq!(srv.get_ok(&app("a")).await, done, "the completed application stays stored");
+    assert_eq!(
+        srv.get_ok(&app("a")).await,
+        done,
+        "the completed application stays stored"
+    );
 
     // Completing again (already deleted) overwrites `deleted`.
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -65,7 +92,11 @@ async fn complete_hook(#[case] backend: Backend) {
 
     // Hook disabled: no token at all.
     srv.create(K::Application, NS, "b").await;
-    for body in [json!({"token": null}), json!({"token": "anything"}), json!({})] {
+    for body in [
+        json!({"token": null}),
+        json!({"token": "anything"}),
+        json!({}),
+    ] {
         let r = srv.put(&format!("{}/complete", app("b")), &body).await;
         assert_problem_exact(&r, 401, None, invalid);
     }
@@ -78,10 +109,22 @@ async fn complete_hook(#[case] backend: Backend) {
     assert_eq!(r.status, 415, "{}", r.text());
     let r = srv.put(&complete, &json!({"token": 5})).await;
     assert_problem(&r, 422, None, "token");
-    let r = srv.put(&complete, &json!({"kind": "Shutdown", "token": "tok"})).await;
+    let r = srv
+        .put(&complete, &json!({"kind": "Shutdown", "token": "tok"}))
+        .await;
     assert_problem(&r, 422, None, "kind");
-    let r = srv.put(&format!("{}/complete", app("missing")), &json!({"token": "tok"})).await;
-    assert_problem_exact(&r, 404, Some("NOT_FOUND_ERROR"), "'Application' 'missing' does not exist in namespace 'ns1'");
+    let r = srv
+        .put(
+            &format!("{}/complete", app("missing")),
+            &json!({"token": "tok"}),
+        )
+        .await;
+    assert_problem_exact(
+        &r,
+        404,
+        Some("NOT_FOUND_ERROR"),
+        "'Application' 'missing' does not exist in namespace 'ns1'",
+    );
 }
 
 #[rstest]
@@ -101,14 +144,28 @@ async fn shutdown_hook(#[case] backend: Backend) {
 
     for body in [json!({"token": "wrong"}), json!({}), json!({"token": null})] {
         let r = srv.put(&shutdown, &body).await;
-        assert_problem_exact(&r, 401, None, "401: No token has been provided or the provided one is invalid.");
+        assert_problem_exact(
+            &r,
+            401,
+            None,
+            "401: No token has been provided or the provided one is invalid.",
+        );
     }
     assert_eq!(srv.get_ok(&app("a")).await, waiting);
 
-    let ready = srv.put_ok(&shutdown, &json!({"api": "kubernetes", "kind": "Shutdown", "token": "st"})).await;
+    let ready = srv
+        .put_ok(
+            &shutdown,
+            &json!({"api": "kubernetes", "kind": "Shutdown", "token": "st"}),
+        )
+        .await;
     assert_eq!(ready["status"]["state"], "READY_FOR_ACTION");
     assert_eq!(ready["status"]["shutdown_grace_period"], Value::Null);
-    assert_eq!(ready["metadata"]["deleted"], Value::Null, "shutdown does not delete");
+    assert_eq!(
+        ready["metadata"]["deleted"],
+        Value::Null,
+        "shutdown does not delete"
+    );
     assert_eq!(srv.get_ok(&app("a")).await, ready);
 
     // DEGRADED also becomes READY_FOR_ACTION; other states stay.
@@ -121,7 +178,9 @@ async fn shutdown_hook(#[case] backend: Backend) {
 
     // Hook disabled.
     srv.create(K::Application, NS, "b").await;
-    let r = srv.put(&format!("{}/shutdown", app("b")), &json!({"token": null})).await;
+    let r = srv
+        .put(&format!("{}/shutdown", app("b")), &json!({"token": null}))
+        .await;
     assert_eq!(r.0, 401, "{}", r.2);
     let r = srv.put_raw(&shutdown, b"not json").await;
     assert_eq!(r.status, 415);
@@ -139,18 +198,34 @@ async fn retry(#[case] backend: Backend) {
     let running = set_status(&srv, "a", json!({"state": "RUNNING"})).await;
     let r = srv.put_raw(&retry, b"").await;
     let r = (r.status, r.headers.clone(), r.json());
-    assert_problem_exact(&r, 400, Some("UPDATE_ERROR"), "No migration or deletion retry needed");
+    assert_problem_exact(
+        &r,
+        400,
+        Some("UPDATE_ERROR"),
+        "No migration or deletion retry needed",
+    );
     assert_eq!(srv.get_ok(&app("a")).await, running);
 
-    let degraded = set_status(&srv, "a", json!({"state": "DEGRADED", "shutdown_grace_period": "2030-01-01T00:00:00"})).await;
-    assert_eq!(degraded["status"]["shutdown_grace_period"], "2030-01-01T00:00:00", "client datetimes are echoed as sent");
+    let degraded = set_status(
+        &srv,
+        "a",
+        json!({"state": "DEGRADED", "shutdown_grace_period": "2030-01-01T00:00:00"}),
+    )
+    .await;
+    assert_eq!(
+        degraded["status"]["shutdown_grace_period"], "2030-01-01T00:00:00",
+        "client datetimes are echoed as sent"
+    );
     // No body needed, and whatever body is sent is ignored.
     let r = srv.put_raw(&retry, b"garbage").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let retried = r.json();
     assert_eq!(retried["status"]["state"], "WAITING_FOR_CLEANING");
     assert_eq!(retried["status"]["shutdown_grace_period"], Value::Null);
-    assert_eq!(retried["metadata"]["modified"], degraded["metadata"]["modified"]);
+    assert_eq!(
+        retried["metadata"]["modified"],
+        degraded["metadata"]["modified"]
+    );
     assert_eq!(srv.get_ok(&app("a")).await, retried);
 
     let r = srv.put_raw(&format!("{}/retry", app("missing")), b"").await;
@@ -170,7 +245,10 @@ async fn delete_with_shutdown_hook_waits_for_cleaning(#[case] backend: Backend) 
     let (status, _, deleting) = srv.delete(&app("hooked")).await;
     assert_eq!(status, 200);
     assert_eq!(deleting["status"]["state"], "WAITING_FOR_CLEANING");
-    assert_eq!(srv.get_ok(&app("hooked")).await["status"]["state"], "WAITING_FOR_CLEANING");
+    assert_eq!(
+        srv.get_ok(&app("hooked")).await["status"]["state"],
+        "WAITING_FOR_CLEANING"
+    );
 
     // Without the hook the state is untouched.
     srv.create(K::Application, NS, "plain").await;
@@ -198,9 +276,15 @@ async fn application_binding(#[case] backend: Backend) {
     assert_server_ts(&status["scheduled"]);
     assert_eq!(status["scheduled"], status["kube_controller_triggered"]);
     assert_eq!(status["running_on"], Value::Null);
-    assert_eq!(status["state"], "PENDING", "binding does not change the state");
+    assert_eq!(
+        status["state"], "PENDING",
+        "binding does not change the state"
+    );
     assert_eq!(bound["metadata"]["owners"], json!([cluster_ref("c1")]));
-    assert_eq!(bound["metadata"]["modified"], created["metadata"]["modified"]);
+    assert_eq!(
+        bound["metadata"]["modified"],
+        created["metadata"]["modified"]
+    );
     assert_eq!(bound["spec"], created["spec"]);
     assert_eq!(srv.get_ok(&app("a")).await, bound);
 
@@ -210,26 +294,54 @@ async fn application_binding(#[case] backend: Backend) {
     assert!(ts(&again["status"]["scheduled"]) >= ts(&bound["status"]["scheduled"]));
 
     // Another cluster: a second owner, scheduled_to follows.
-    let moved = srv.put_ok(&binding, &json!({"cluster": cluster_ref("c2")})).await;
+    let moved = srv
+        .put_ok(&binding, &json!({"cluster": cluster_ref("c2")}))
+        .await;
     assert_eq!(moved["status"]["scheduled_to"], cluster_ref("c2"));
-    assert_eq!(moved["metadata"]["owners"], json!([cluster_ref("c1"), cluster_ref("c2")]));
+    assert_eq!(
+        moved["metadata"]["owners"],
+        json!([cluster_ref("c1"), cluster_ref("c2")])
+    );
 
     // A reference without namespace gets null.
-    let global = srv.put_ok(&binding, &json!({"cluster": {"api": "kubernetes", "kind": "Cluster", "name": "c3"}})).await;
-    assert_eq!(global["status"]["scheduled_to"], json!({"api": "kubernetes", "namespace": null, "kind": "Cluster", "name": "c3"}));
+    let global = srv
+        .put_ok(
+            &binding,
+            &json!({"cluster": {"api": "kubernetes", "kind": "Cluster", "name": "c3"}}),
+        )
+        .await;
+    assert_eq!(
+        global["status"]["scheduled_to"],
+        json!({"api": "kubernetes", "namespace": null, "kind": "Cluster", "name": "c3"})
+    );
 
     // Errors: body parsed before the object is loaded.
     let r = srv.put_raw(&binding, b"").await;
     assert_eq!(r.status, 415);
-    let r = srv.put(&binding, &json!({"api": "kubernetes", "kind": "ClusterBinding"})).await;
+    let r = srv
+        .put(
+            &binding,
+            &json!({"api": "kubernetes", "kind": "ClusterBinding"}),
+        )
+        .await;
     assert_problem(&r, 422, None, "cluster");
-    let r = srv.put(&binding, &json!({"cluster": {"api": "kubernetes", "kind": "Cluster"}})).await;
+    let r = srv
+        .put(
+            &binding,
+            &json!({"cluster": {"api": "kubernetes", "kind": "Cluster"}}),
+        )
+        .await;
     assert_problem(&r, 422, None, "name");
     let missing = format!("{}/binding", app("missing"));
     let r = srv.put_raw(&missing, b"").await;
     assert_eq!(r.status, 415, "parse before load: {}", r.text());
     let r = srv.put(&missing, &body).await;
-    assert_problem(&r, 404, Some("NOT_FOUND_ERROR"), "'Application' 'missing' does not exist");
+    assert_problem(
+        &r,
+        404,
+        Some("NOT_FOUND_ERROR"),
+        "'Application' 'missing' does not exist",
+    );
 }
 
 #[rstest]
@@ -241,26 +353,59 @@ async fn cluster_binding(#[case] backend: Backend) {
     let path = K::Cluster.object(NS, "c1");
     let binding = format!("{path}/binding");
     let created = srv.create(K::Cluster, NS, "c1").await;
-    let cloud = json!({"api": "infrastructure", "namespace": NS, "kind": "Cloud", "name": "cloud1"});
+    let cloud =
+        json!({"api": "infrastructure", "namespace": NS, "kind": "Cloud", "name": "cloud1"});
 
-    let bound = srv.put_ok(&binding, &json!({"api": "infrastructure", "kind": "CloudBinding", "cloud": cloud})).await;
+    let bound = srv
+        .put_ok(
+            &binding,
+            &json!({"api": "infrastructure", "kind": "CloudBinding", "cloud": cloud}),
+        )
+        .await;
     assert_eq!(bound["status"]["scheduled_to"], cloud);
     assert_server_ts(&bound["status"]["scheduled"]);
     assert_eq!(bound["status"]["state"], "PENDING");
     assert_eq!(bound["metadata"]["owners"], json!([cloud]));
-    assert_eq!(bound["metadata"]["modified"], created["metadata"]["modified"]);
+    assert_eq!(
+        bound["metadata"]["modified"],
+        created["metadata"]["modified"]
+    );
     assert_eq!(srv.get_ok(&path).await, bound);
 
     let again = srv.put_ok(&binding, &json!({"cloud": cloud})).await;
-    assert_eq!(again["metadata"]["owners"], json!([cloud]), "owner added once");
+    assert_eq!(
+        again["metadata"]["owners"],
+        json!([cloud]),
+        "owner added once"
+    );
 
-    let r = srv.put(&binding, &json!({"api": "infrastructure", "kind": "CloudBinding"})).await;
+    let r = srv
+        .put(
+            &binding,
+            &json!({"api": "infrastructure", "kind": "CloudBinding"}),
+        )
+        .await;
     assert_problem(&r, 422, None, "cloud");
-    let r = srv.put(&binding, &json!({"api": "kubernetes", "kind": "CloudBinding", "cloud": cloud})).await;
+    let r = srv
+        .put(
+            &binding,
+            &json!({"api": "kubernetes", "kind": "CloudBinding", "cloud": cloud}),
+        )
+        .await;
     assert_problem(&r, 422, None, "api");
-    let r = srv.put_raw(&format!("{}/binding", K::Cluster.object(NS, "missing")), b"").await;
+    let r = srv
+        .put_raw(
+            &format!("{}/binding", K::Cluster.object(NS, "missing")),
+            b"",
+        )
+        .await;
     assert_eq!(r.status, 415);
-    let r = srv.put(&format!("{}/binding", K::Cluster.object(NS, "missing")), &json!({"cloud": cloud})).await;
+    let r = srv
+        .put(
+            &format!("{}/binding", K::Cluster.object(NS, "missing")),
+            &json!({"cloud": cloud}),
+        )
+        .await;
     assert_eq!(r.0, 404);
 }
 
@@ -284,7 +429,10 @@ fn spawn_request(
         let response = request.send().await.expect("blocking request");
         let status = response.status();
         let bytes = response.bytes().await.expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     })
 }
 
@@ -305,7 +453,12 @@ async fn blocking_create_waits_for_the_state_of_its_object(#[case] backend: Back
     srv.create(K::Application, NS, "unrelated").await;
 
     let collection = K::Application.collection(NS);
-    let pending = spawn_request(&srv, reqwest::Method::POST, &format!("{collection}?blocking=running"), Some(K::Application.sample("target")));
+    let pending = spawn_request(
+        &srv,
+        reqwest::Method::POST,
+        &format!("{collection}?blocking=running"),
+        Some(K::Application.sample("target")),
+    );
     let created = wait_exists(&srv, &app("target")).await;
     assert_eq!(created["status"]["state"], "PENDING");
 
@@ -314,10 +467,16 @@ async fn blocking_create_waits_for_the_state_of_its_object(#[case] backend: Back
     // Nor does another state of the target.
     set_status(&srv, "target", json!({"state": "CREATING"})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!pending.is_finished(), "blocking create returned before its object was RUNNING");
+    assert!(
+        !pending.is_finished(),
+        "blocking create returned before its object was RUNNING"
+    );
 
     let running = set_status(&srv, "target", json!({"state": "RUNNING"})).await;
-    let (status, body) = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("released in time").unwrap();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("released in time")
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["metadata"]["name"], "target");
     assert_eq!(body["status"]["state"], "RUNNING");
@@ -340,7 +499,10 @@ async fn blocking_create_of_a_cluster(#[case] backend: Backend) {
     let mut body = wait_exists(&srv, &path).await;
     body["status"]["state"] = json!("ONLINE");
     srv.put_ok(&format!("{path}/status"), &body).await;
-    let (status, body) = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("released in time").unwrap();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("released in time")
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"]["state"], "ONLINE");
 }
@@ -352,14 +514,20 @@ async fn blocking_create_of_a_cluster(#[case] backend: Backend) {
 async fn blocking_false_returns_at_once(#[case] backend: Backend) {
     let srv = TestServer::start(backend).await;
     let path = format!("{}?blocking=False", K::Application.collection(NS));
-    let (status, _, body) = tokio::time::timeout(Duration::from_secs(10), srv.post(&path, &K::Application.sample("a")))
-        .await
-        .expect("blocking=False does not wait");
+    let (status, _, body) = tokio::time::timeout(
+        Duration::from_secs(10),
+        srv.post(&path, &K::Application.sample("a")),
+    )
+    .await
+    .expect("blocking=False does not wait");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"]["state"], "PENDING");
-    let (status, _, body) = tokio::time::timeout(Duration::from_secs(10), srv.delete(&format!("{}?blocking=False", app("a"))))
-        .await
-        .expect("blocking=False does not wait");
+    let (status, _, body) = tokio::time::timeout(
+        Duration::from_secs(10),
+        srv.delete(&format!("{}?blocking=False", app("a"))),
+    )
+    .await
+    .expect("blocking=False does not wait");
     assert_eq!(status, 200, "{body}");
     assert!(body["metadata"]["deleted"].is_string());
 }
@@ -372,7 +540,12 @@ async fn blocking_delete_waits_for_the_removal(#[case] backend: Backend) {
     let srv = TestServer::start(backend).await;
     srv.create(K::Application, NS, "a").await;
     srv.create(K::Application, NS, "other").await;
-    let pending = spawn_request(&srv, reqwest::Method::DELETE, &format!("{}?blocking=deleted", app("a")), None);
+    let pending = spawn_request(
+        &srv,
+        reqwest::Method::DELETE,
+        &format!("{}?blocking=deleted", app("a")),
+        None,
+    );
     let deleting = eventually(Duration::from_secs(10), "the deletion mark", || async {
         let body = srv.get_ok(&app("a")).await;
         body["metadata"]["deleted"].is_string().then_some(body)
@@ -383,12 +556,18 @@ async fn blocking_delete_waits_for_the_removal(#[case] backend: Backend) {
     let (status, _, _) = srv.delete(&format!("{}?force=True", app("other"))).await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!pending.is_finished(), "blocking delete returned before its object was removed");
+    assert!(
+        !pending.is_finished(),
+        "blocking delete returned before its object was removed"
+    );
 
     let mut body = deleting.clone();
     body["metadata"]["finalizers"] = json!([]);
     srv.put_ok(&app("a"), &body).await;
-    let (status, body) = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("released in time").unwrap();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("released in time")
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["metadata"]["name"], "a");
     assert_eq!(body["status"]["state"], "DELETED");
@@ -400,20 +579,30 @@ async fn blocking_delete_waits_for_the_removal(#[case] backend: Backend) {
 #[case::etcd(Backend::Etcd)]
 #[tokio::test]
 async fn blocking_times_out(#[case] backend: Backend) {
-    let srv = TestServer::with_config(backend, |c| c.blocking_timeout = Duration::from_secs(1)).await;
+    let srv =
+        TestServer::with_config(backend, |c| c.blocking_timeout = Duration::from_secs(1)).await;
     let started = std::time::Instant::now();
     let path = format!("{}?blocking=running", K::Application.collection(NS));
-    let r = tokio::time::timeout(Duration::from_secs(15), srv.post(&path, &K::Application.sample("a")))
-        .await
-        .expect("a blocking request ends after the configured timeout");
+    let r = tokio::time::timeout(
+        Duration::from_secs(15),
+        srv.post(&path, &K::Application.sample("a")),
+    )
+    .await
+    .expect("a blocking request ends after the configured timeout");
     assert_problem(&r, 504, None, "");
-    assert!(started.elapsed() >= Duration::from_millis(900), "answered before the timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "answered before the timeout"
+    );
     // The object was created nevertheless.
     assert_eq!(srv.get_ok(&app("a")).await["status"]["state"], "PENDING");
 
-    let r = tokio::time::timeout(Duration::from_secs(15), srv.delete(&format!("{}?blocking=deleted", app("a"))))
-        .await
-        .expect("ends after the timeout");
+    let r = tokio::time::timeout(
+        Duration::from_secs(15),
+        srv.delete(&format!("{}?blocking=deleted", app("a"))),
+    )
+    .await
+    .expect("ends after the timeout");
     assert_problem(&r, 504, None, "");
     assert!(srv.get_ok(&app("a")).await["metadata"]["deleted"].is_string());
 }
@@ -433,12 +622,20 @@ async fn force_deletion_and_subresources_while_deleting(#[case] backend: Backend
         srv.create(kind, NS, "lower").await;
         let (status, _, r) = srv.delete(&format!("{path}?force=true")).await;
         assert_eq!(status, 200, "{r}");
-        assert_eq!(srv.get_ok(&path).await["metadata"]["finalizers"], json!(["cascade_deletion"]), "force=true is no force");
+        assert_eq!(
+            srv.get_ok(&path).await["metadata"]["finalizers"],
+            json!(["cascade_deletion"]),
+            "force=true is no force"
+        );
 
         // Force works on an object already in deletion (checked first).
         let (status, _, forced) = srv.delete(&format!("{path}?force=True")).await;
         assert_eq!(status, 200, "{forced}");
-        assert_eq!(forced["metadata"]["finalizers"], json!(["cascade_deletion"]), "finalizers untouched");
+        assert_eq!(
+            forced["metadata"]["finalizers"],
+            json!(["cascade_deletion"]),
+            "finalizers untouched"
+        );
         assert_eq!(srv.get(&path).await.0, 404);
         let (status, _, _) = srv.delete(&format!("{path}?force=True")).await;
         assert_eq!(status, 404, "force-deleting a missing object");
@@ -449,8 +646,16 @@ async fn force_deletion_and_subresources_while_deleting(#[case] backend: Backend
     let (_, _, deleting) = srv.delete(&app("a")).await;
     let status = set_status(&srv, "a", json!({"state": "DELETING"})).await;
     assert_eq!(status["status"]["state"], "DELETING");
-    assert_eq!(status["metadata"]["deleted"], deleting["metadata"]["deleted"]);
-    let bound = srv.put_ok(&format!("{}/binding", app("a")), &json!({"cluster": cluster_ref("c1")})).await;
+    assert_eq!(
+        status["metadata"]["deleted"],
+        deleting["metadata"]["deleted"]
+    );
+    let bound = srv
+        .put_ok(
+            &format!("{}/binding", app("a")),
+            &json!({"cluster": cluster_ref("c1")}),
+        )
+        .await;
     assert_eq!(bound["metadata"]["owners"], json!([cluster_ref("c1")]));
     assert_eq!(bound["metadata"]["finalizers"], json!(["cascade_deletion"]));
 }
@@ -460,37 +665,62 @@ async fn force_deletion_and_subresources_while_deleting(#[case] backend: Backend
 #[case::etcd(Backend::Etcd)]
 #[tokio::test]
 async fn blocking_edge_cases(#[case] backend: Backend) {
-    let srv = TestServer::with_config(backend, |c| c.blocking_timeout = Duration::from_secs(20)).await;
+    let srv =
+        TestServer::with_config(backend, |c| c.blocking_timeout = Duration::from_secs(20)).await;
     let quick = Duration::from_secs(5);
     let collection = K::Application.collection(NS);
     srv.create(K::Application, NS, "a").await;
 
     // Errors answer at once.
-    let r = tokio::time::timeout(quick, srv.post(&format!("{collection}?blocking=running"), &K::Application.sample("a")))
-        .await
-        .expect("a duplicate create does not block");
+    let r = tokio::time::timeout(
+        quick,
+        srv.post(
+            &format!("{collection}?blocking=running"),
+            &K::Application.sample("a"),
+        ),
+    )
+    .await
+    .expect("a duplicate create does not block");
     assert_problem(&r, 409, Some("RESOURCE_ALREADY_EXISTS"), "already exists");
-    let r = tokio::time::timeout(quick, srv.delete(&format!("{}?blocking=deleted", app("missing"))))
-        .await
-        .expect("deleting a missing object does not block");
+    let r = tokio::time::timeout(
+        quick,
+        srv.delete(&format!("{}?blocking=deleted", app("missing"))),
+    )
+    .await
+    .expect("deleting a missing object does not block");
     assert_eq!(r.0, 404);
-    let r = tokio::time::timeout(quick, srv.post(&format!("{collection}?blocking=running"), &json!({"metadata": {"name": "x"}})))
-        .await
-        .expect("an invalid body does not block");
+    let r = tokio::time::timeout(
+        quick,
+        srv.post(
+            &format!("{collection}?blocking=running"),
+            &json!({"metadata": {"name": "x"}}),
+        ),
+    )
+    .await
+    .expect("an invalid body does not block");
     assert_eq!(r.0, 422);
 
     // A forced blocking delete is released by its own removal.
-    let (status, _, body) = tokio::time::timeout(quick, srv.delete(&format!("{}?blocking=deleted&force=True", app("a"))))
-        .await
-        .expect("force removal releases the blocking delete");
+    let (status, _, body) = tokio::time::timeout(
+        quick,
+        srv.delete(&format!("{}?blocking=deleted&force=True", app("a"))),
+    )
+    .await
+    .expect("force removal releases the blocking delete");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"]["state"], "DELETED");
     assert_eq!(body["metadata"]["name"], "a");
 
     // Kinds without blocking support ignore the parameter.
-    let (status, _, body) = tokio::time::timeout(quick, srv.post(&format!("{}?blocking=running", K::Role.all_collection()), &K::Role.sample("r")))
-        .await
-        .expect("roles do not block");
+    let (status, _, body) = tokio::time::timeout(
+        quick,
+        srv.post(
+            &format!("{}?blocking=running", K::Role.all_collection()),
+            &K::Role.sample("r"),
+        ),
+    )
+    .await
+    .expect("roles do not block");
     assert_eq!(status, 200, "{body}");
 }
 
@@ -523,5 +753,10 @@ async fn status_and_spec_update_details(#[case] backend: Backend) {
     let mut body = written.clone();
     body.as_object_mut().unwrap().remove("status");
     let r = srv.put(&app("a"), &body).await;
-    assert_problem_exact(&r, 400, Some("UPDATE_ERROR"), "The body contained no update.");
+    assert_problem_exact(
+        &r,
+        400,
+        Some("UPDATE_ERROR"),
+        "The body contained no update.",
+    );
 }

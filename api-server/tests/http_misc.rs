@@ -40,13 +40,26 @@ async fn root_me_release(#[case] backend: Backend) {
 async fn head_requests(#[case] backend: Backend) {
     let srv = TestServer::start(backend).await;
     srv.create(K::Application, NS, "a").await;
-    for path in ["/", "/me", &K::Application.object(NS, "a"), &K::Application.collection(NS), &K::Role.all_collection()] {
+    for path in [
+        "/",
+        "/me",
+        &K::Application.object(NS, "a"),
+        &K::Application.collection(NS),
+        &K::Role.all_collection(),
+    ] {
         let r = srv.raw(Method::HEAD, path, None, &[]).await;
         assert_eq!(r.status, 200, "HEAD {path}");
         assert!(r.body.is_empty(), "HEAD {path} has a body");
         assert_json_type(&r.headers);
     }
-    let r = srv.raw(Method::HEAD, &K::Application.object(NS, "missing"), None, &[]).await;
+    let r = srv
+        .raw(
+            Method::HEAD,
+            &K::Application.object(NS, "missing"),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(r.status, 404);
     assert!(r.body.is_empty());
 }
@@ -64,15 +77,25 @@ async fn operations_endpoints(#[case] backend: Backend) {
     let r = srv.raw(Method::GET, "/metrics", None, &[]).await;
     assert_eq!(r.status, 200);
     let text = r.text();
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("krake_api_http_requests")).collect();
-    assert!(!lines.is_empty(), "no krake_api_http_requests metric:\n{text}");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("krake_api_http_requests"))
+        .collect();
     assert!(
-        lines.iter().any(|l| l.contains("route=\"/core/roles\"") && l.contains("code=\"200\"") && l.contains("method=\"POST\"")),
+        !lines.is_empty(),
+        "no krake_api_http_requests metric:\n{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("route=\"/core/roles\"")
+            && l.contains("code=\"200\"")
+            && l.contains("method=\"POST\"")),
         "create not counted:\n{}",
         lines.join("\n")
     );
     assert!(
-        lines.iter().any(|l| l.contains("route=\"/core/roles/{name}\"") && l.contains("code=\"404\"")),
+        lines
+            .iter()
+            .any(|l| l.contains("route=\"/core/roles/{name}\"") && l.contains("code=\"404\"")),
         "missing read not counted:\n{}",
         lines.join("\n")
     );
@@ -84,21 +107,41 @@ async fn operations_endpoints(#[case] backend: Backend) {
 #[tokio::test]
 async fn anonymous_disallowed(#[case] backend: Backend) {
     let srv = TestServer::with_config(backend, |c| c.allow_anonymous = false).await;
-    for path in ["/", "/me", "/release", "/foo", &K::Application.collection(NS), &K::Role.object(NS, "r")] {
+    for path in [
+        "/",
+        "/me",
+        "/release",
+        "/foo",
+        &K::Application.collection(NS),
+        &K::Role.object(NS, "r"),
+    ] {
         let r = srv.get(path).await;
         assert_problem_exact(&r, 401, None, "401: No user has been authenticated.");
     }
-    let r = srv.post(&K::Role.all_collection(), &K::Role.sample("r")).await;
+    let r = srv
+        .post(&K::Role.all_collection(), &K::Role.sample("r"))
+        .await;
     assert_eq!(r.0, 401);
     // Probes need no authentication.
     assert_eq!(srv.raw(Method::GET, "/livez", None, &[]).await.status, 200);
     assert_eq!(srv.raw(Method::GET, "/readyz", None, &[]).await.status, 200);
     // CORS preflights are never rejected by authentication.
     let r = srv
-        .raw(Method::OPTIONS, &K::Role.all_collection(), None, &[("origin", "http://valid.com"), ("access-control-request-method", "POST")])
+        .raw(
+            Method::OPTIONS,
+            &K::Role.all_collection(),
+            None,
+            &[
+                ("origin", "http://valid.com"),
+                ("access-control-request-method", "POST"),
+            ],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.headers.get("access-control-allow-origin").unwrap(), "http://valid.com");
+    assert_eq!(
+        r.headers.get("access-control-allow-origin").unwrap(),
+        "http://valid.com"
+    );
 }
 
 #[rstest]
@@ -111,7 +154,10 @@ async fn static_user(#[case] backend: Backend) {
         c.static_user = Some("system:admin".into());
     })
     .await;
-    assert_eq!(srv.get_ok("/me").await, json!({"user": "system:admin", "roles": []}));
+    assert_eq!(
+        srv.get_ok("/me").await,
+        json!({"user": "system:admin", "roles": []})
+    );
     srv.create(K::Role, NS, "r").await;
 }
 
@@ -127,11 +173,21 @@ async fn cors(#[case] backend: Backend) {
             Method::OPTIONS,
             &path,
             None,
-            &[("origin", "http://valid.com"), ("access-control-request-method", "POST"), ("access-control-request-headers", "content-type,x-custom")],
+            &[
+                ("origin", "http://valid.com"),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "content-type,x-custom"),
+            ],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let h = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let h = |name: &str| {
+        r.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
     assert_eq!(h("access-control-allow-origin"), "http://valid.com");
     assert_eq!(h("access-control-allow-credentials"), "true");
     assert_eq!(h("access-control-allow-methods"), "POST");
@@ -139,8 +195,20 @@ async fn cors(#[case] backend: Backend) {
     assert!(r.body.is_empty());
 
     for (headers, mention) in [
-        (vec![("origin", "http://valid.com"), ("access-control-request-method", "PATCH")], "PATCH"),
-        (vec![("origin", "http://evil.com"), ("access-control-request-method", "GET")], "http://evil.com"),
+        (
+            vec![
+                ("origin", "http://valid.com"),
+                ("access-control-request-method", "PATCH"),
+            ],
+            "PATCH",
+        ),
+        (
+            vec![
+                ("origin", "http://evil.com"),
+                ("access-control-request-method", "GET"),
+            ],
+            "http://evil.com",
+        ),
         (vec![("access-control-request-method", "GET")], "origin"),
     ] {
         let r = srv.raw(Method::OPTIONS, &path, None, &headers).await;
@@ -150,21 +218,42 @@ async fn cors(#[case] backend: Backend) {
     }
 
     // Actual requests: the allowed origin gets the headers, others are served without.
-    let r = srv.raw(Method::GET, &path, None, &[("origin", "http://valid.com")]).await;
+    let r = srv
+        .raw(Method::GET, &path, None, &[("origin", "http://valid.com")])
+        .await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.headers.get("access-control-allow-origin").unwrap(), "http://valid.com");
-    assert_eq!(r.headers.get("access-control-allow-credentials").unwrap(), "true");
-    let r = srv.raw(Method::GET, &path, None, &[("origin", "http://evil.com")]).await;
+    assert_eq!(
+        r.headers.get("access-control-allow-origin").unwrap(),
+        "http://valid.com"
+    );
+    assert_eq!(
+        r.headers.get("access-control-allow-credentials").unwrap(),
+        "true"
+    );
+    let r = srv
+        .raw(Method::GET, &path, None, &[("origin", "http://evil.com")])
+        .await;
     assert_eq!(r.status, 200);
     assert!(r.headers.get("access-control-allow-origin").is_none());
 
     // With the default `*`, any origin is accepted.
     let any = TestServer::start(Backend::Embedded).await;
     let r = any
-        .raw(Method::OPTIONS, &path, None, &[("origin", "http://anything.org"), ("access-control-request-method", "DELETE")])
+        .raw(
+            Method::OPTIONS,
+            &path,
+            None,
+            &[
+                ("origin", "http://anything.org"),
+                ("access-control-request-method", "DELETE"),
+            ],
+        )
         .await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.headers.get("access-control-allow-origin").unwrap(), "http://anything.org");
+    assert_eq!(
+        r.headers.get("access-control-allow-origin").unwrap(),
+        "http://anything.org"
+    );
 }
 
 #[rstest]
@@ -172,13 +261,21 @@ async fn cors(#[case] backend: Backend) {
 #[case::etcd(Backend::Etcd)]
 #[tokio::test]
 async fn problem_type_uses_the_configured_base(#[case] backend: Backend) {
-    let srv = TestServer::with_config(backend, |c| c.problem_base_url = "http://example.com/problem".into()).await;
+    let srv = TestServer::with_config(backend, |c| {
+        c.problem_base_url = "http://example.com/problem".into()
+    })
+    .await;
     let r = srv.get(&K::Application.object(NS, "x")).await;
     assert_problem(&r, 404, Some("NOT_FOUND_ERROR"), "does not exist");
     assert_eq!(r.2["type"], "http://example.com/problem#not-found-error");
     srv.create(K::Role, NS, "r").await;
-    let r = srv.post(&K::Role.all_collection(), &K::Role.sample("r")).await;
-    assert_eq!(r.2["type"], "http://example.com/problem#resource-already-exists");
+    let r = srv
+        .post(&K::Role.all_collection(), &K::Role.sample("r"))
+        .await;
+    assert_eq!(
+        r.2["type"],
+        "http://example.com/problem#resource-already-exists"
+    );
     // Untitled problems stay about:blank.
     let r = srv.post_raw(&K::Role.all_collection(), b"").await;
     assert_eq!(r.json()["type"], "about:blank");
@@ -187,7 +284,8 @@ async fn problem_type_uses_the_configured_base(#[case] backend: Backend) {
     let keys: Vec<&String> = r.2.as_object().unwrap().keys().collect();
     assert_eq!(keys, vec!["type", "title", "status", "detail"]);
 
-    let blank = TestServer::with_config(Backend::Embedded, |c| c.problem_base_url = String::new()).await;
+    let blank =
+        TestServer::with_config(Backend::Embedded, |c| c.problem_base_url = String::new()).await;
     let r = blank.get(&K::Application.object(NS, "x")).await;
     assert_problem(&r, 404, Some("NOT_FOUND_ERROR"), "does not exist");
     assert_eq!(r.2["type"], "about:blank");
@@ -236,19 +334,26 @@ async fn resource_version_extension(#[case] backend: Backend) {
 
     // Without a version: last writer wins, even from an old read.
     let mut lww = read.clone();
-    lww["metadata"].as_object_mut().unwrap().remove("resource_version");
+    lww["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resource_version");
     lww["spec"]["backoff"] = json!(9);
     let written = srv.put_ok(&path, &lww).await;
     assert_eq!(written["spec"]["backoff"], 9);
-    assert_eq!(written["spec"]["manifest"], read["spec"]["manifest"], "the old read overwrote the update");
+    assert_eq!(
+        written["spec"]["manifest"], read["spec"]["manifest"],
+        "the old read overwrote the update"
+    );
 
     // Subresources, deletes and bindings all answer with a version.
-    let s = srv.put_ok(&format!("{path}/status"), &{
-        let mut b = written.clone();
-        b["status"]["state"] = json!("RUNNING");
-        b
-    })
-    .await;
+    let s = srv
+        .put_ok(&format!("{path}/status"), &{
+            let mut b = written.clone();
+            b["status"]["state"] = json!("RUNNING");
+            b
+        })
+        .await;
     assert!(rv(&s).parse::<i64>().unwrap() > rv(&written).parse::<i64>().unwrap());
     let b = srv
         .put_ok(&format!("{path}/binding"), &json!({"cluster": {"api": "kubernetes", "namespace": NS, "kind": "Cluster", "name": "c"}}))
@@ -271,11 +376,17 @@ async fn stored_etcd_value_is_upstream_json() {
     let srv = TestServer::etcd().await;
     let created = srv.create(K::Application, NS, "a").await;
     let mut client = srv.etcd_client().await;
-    let resp = client.get("/kubernetes/applications/ns1/a", None).await.expect("etcd get");
+    let resp = client
+        .get("/kubernetes/applications/ns1/a", None)
+        .await
+        .expect("etcd get");
     let kv = resp.kvs().first().expect("the key exists in etcd");
     let text = String::from_utf8_lossy(kv.value()).into_owned();
     assert!(!text.contains("resource_version"), "{text}");
-    assert!(text.starts_with("{\"api\": \"kubernetes\", \"kind\": \"Application\", "), "{text}");
+    assert!(
+        text.starts_with("{\"api\": \"kubernetes\", \"kind\": \"Application\", "),
+        "{text}"
+    );
     let stored: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(stored, strip(&created, true));
     assert_eq!(kv.mod_revision().to_string(), rv(&created));
@@ -312,8 +423,15 @@ async fn concurrent_writes(#[case] backend: Backend) {
             other => panic!("unexpected {other}: {body}"),
         }
     }
-    assert_eq!(winners.len(), 1, "exactly one conditional write wins: {winners:?}");
-    assert_eq!(srv.get_ok(&path).await["metadata"]["labels"], json!({"writer": format!("w{}", winners[0])}));
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one conditional write wins: {winners:?}"
+    );
+    assert_eq!(
+        srv.get_ok(&path).await["metadata"]["labels"],
+        json!({"writer": format!("w{}", winners[0])})
+    );
 
     // Unconditional writes: last writer wins; conflicts are retried, never 500.
     let mut tasks = Vec::new();
@@ -321,7 +439,10 @@ async fn concurrent_writes(#[case] backend: Backend) {
         let client = srv.client.clone();
         let url = srv.url(&format!("{path}/status"));
         let mut body = read.clone();
-        body["metadata"].as_object_mut().unwrap().remove("resource_version");
+        body["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resource_version");
         body["status"]["services"] = json!({"svc": format!("10.0.0.{i}:80")});
         tasks.push(tokio::spawn(async move {
             let r = client.put(url).json(&body).send().await.expect("PUT");
@@ -339,7 +460,10 @@ async fn concurrent_writes(#[case] backend: Backend) {
     }
     assert!(ok >= 1, "at least one unconditional write succeeds");
     let services = srv.get_ok(&path).await["status"]["services"]["svc"].clone();
-    assert!(services.as_str().is_some_and(|s| s.starts_with("10.0.0.")), "{services}");
+    assert!(
+        services.as_str().is_some_and(|s| s.starts_with("10.0.0.")),
+        "{services}"
+    );
 }
 
 /// Graceful shutdown ends watch streams; the open-watchers gauge follows them.
@@ -349,11 +473,15 @@ async fn concurrent_writes(#[case] backend: Backend) {
 #[tokio::test]
 async fn shutdown_ends_watches(#[case] backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let mut w = srv.watch(&format!("{}?watch&heartbeat=0", K::Role.all_collection())).await;
+    let mut w = srv
+        .watch(&format!("{}?watch&heartbeat=0", K::Role.all_collection()))
+        .await;
     assert_eq!(w.status, 200);
     let metrics = srv.raw(Method::GET, "/metrics", None, &[]).await.text();
     assert!(
-        metrics.lines().any(|l| l.starts_with("krake_api_open_watchers") && l.ends_with(" 1")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("krake_api_open_watchers") && l.ends_with(" 1")),
         "one open watcher:\n{metrics}"
     );
     srv.create(K::Role, NS, "r").await;
@@ -368,24 +496,45 @@ async fn shutdown_ends_watches(#[case] backend: Backend) {
 #[tokio::test]
 async fn upstream_data_in_etcd() {
     let srv = TestServer::etcd().await;
-    let mut w = srv.watch(&format!("{}?watch&heartbeat=0", K::Role.all_collection())).await;
+    let mut w = srv
+        .watch(&format!("{}?watch&heartbeat=0", K::Role.all_collection()))
+        .await;
     let mut client = srv.etcd_client().await;
     // The 1.0.1 wheel wrote no `inherit_labels`.
     let legacy = r#"{"api": "core", "kind": "Role", "metadata": {"name": "legacy", "namespace": null, "labels": {}, "finalizers": [], "uid": "436de7b0-9439-41f1-b3c7-d30c0af20136", "created": "2026-11-21T09:02:37.560425+00:00", "modified": "2026-11-21T09:02:37.560425+00:00", "deleted": null, "owners": []}, "rules": [{"api": "", "resources": [""], "namespaces": [""], "verbs": ["get"]}]}"#;
-    let put = client.put("/core/roles/legacy", legacy, None).await.expect("etcd put");
+    let put = client
+        .put("/core/roles/legacy", legacy, None)
+        .await
+        .expect("etcd put");
     let revision = put.header().expect("header").revision();
-    client.put("/core/roles/a/b", "{}", None).await.expect("etcd put");
-    client.put("/core/roles/", "not json", None).await.expect("etcd put");
+    client
+        .put("/core/roles/a/b", "{}", None)
+        .await
+        .expect("etcd put");
+    client
+        .put("/core/roles/", "not json", None)
+        .await
+        .expect("etcd put");
 
     let event = w.expect("ADDED", "legacy").await;
     let got = srv.get_ok(&K::Role.object(NS, "legacy")).await;
     assert_eq!(event, got);
-    assert_eq!(got["metadata"]["uid"], "436de7b0-9439-41f1-b3c7-d30c0af20136");
-    assert_eq!(got["metadata"]["created"], "2026-11-21T09:02:37.560425+00:00");
+    assert_eq!(
+        got["metadata"]["uid"],
+        "436de7b0-9439-41f1-b3c7-d30c0af20136"
+    );
+    assert_eq!(
+        got["metadata"]["created"],
+        "2026-11-21T09:02:37.560425+00:00"
+    );
     assert_eq!(got["metadata"]["inherit_labels"], json!(false));
     assert_eq!(rv(&got), revision.to_string());
     let names = srv.list_names(&K::Role.all_collection()).await;
-    assert_eq!(names, vec![(None, "legacy".to_string())], "foreign keys are skipped");
+    assert_eq!(
+        names,
+        vec![(None, "legacy".to_string())],
+        "foreign keys are skipped"
+    );
 
     // It can be updated and deleted through the API.
     let mut body = got.clone();
@@ -401,7 +550,10 @@ async fn upstream_data_in_etcd() {
 /// and everything (including watches) works again once it is back.
 #[tokio::test]
 async fn etcd_outage() {
-    let mut srv = TestServer::with_config(Backend::Etcd, |c| c.request_timeout = std::time::Duration::from_secs(10)).await;
+    let mut srv = TestServer::with_config(Backend::Etcd, |c| {
+        c.request_timeout = std::time::Duration::from_secs(10)
+    })
+    .await;
     srv.create(K::Role, NS, "before").await;
     srv.etcd.as_mut().unwrap().stop();
     let r = srv.get(&K::Role.object(NS, "before")).await;
@@ -410,12 +562,19 @@ async fn etcd_outage() {
     let ready = srv.raw(Method::GET, "/readyz", None, &[]).await;
     assert_eq!(ready.status, 503);
     srv.etcd.as_mut().unwrap().restart().await;
-    eventually(std::time::Duration::from_secs(30), "readiness after the etcd restart", || async {
-        (srv.raw(Method::GET, "/readyz", None, &[]).await.status == 200).then_some(())
-    })
+    eventually(
+        std::time::Duration::from_secs(30),
+        "readiness after the etcd restart",
+        || async { (srv.raw(Method::GET, "/readyz", None, &[]).await.status == 200).then_some(()) },
+    )
     .await;
-    assert_eq!(srv.get_ok(&K::Role.object(NS, "before")).await["metadata"]["name"], "before");
-    let mut w = srv.watch(&format!("{}?watch&heartbeat=0", K::Role.all_collection())).await;
+    assert_eq!(
+        srv.get_ok(&K::Role.object(NS, "before")).await["metadata"]["name"],
+        "before"
+    );
+    let mut w = srv
+        .watch(&format!("{}?watch&heartbeat=0", K::Role.all_collection()))
+        .await;
     let created = srv.create(K::Role, NS, "after").await;
     assert_eq!(w.expect("ADDED", "after").await, created);
 }
@@ -427,11 +586,20 @@ async fn etcd_outage() {
 async fn replicas_share_etcd() {
     let a = TestServer::etcd().await;
     let b = a.replica().await;
-    let mut watch_b = b.watch(&format!("{}?watch&heartbeat=0", K::Application.collection(NS))).await;
+    let mut watch_b = b
+        .watch(&format!(
+            "{}?watch&heartbeat=0",
+            K::Application.collection(NS)
+        ))
+        .await;
     for i in 0..10 {
         let name = format!("app{i}");
         let created = a.create(K::Application, NS, &name).await;
-        assert_eq!(b.get_ok(&K::Application.object(NS, &name)).await, created, "read-your-writes on the other replica");
+        assert_eq!(
+            b.get_ok(&K::Application.object(NS, &name)).await,
+            created,
+            "read-your-writes on the other replica"
+        );
         let listed = b.get_ok(&K::Application.collection(NS)).await;
         assert_eq!(listed["items"].as_array().unwrap().len(), i + 1);
         assert_eq!(watch_b.expect("ADDED", &name).await, created);

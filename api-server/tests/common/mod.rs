@@ -13,12 +13,13 @@ use krake_api_server::config::{Config, StorageConfig};
 use krake_api_server::server::RunningServer;
 use krake_e2e::etcd::EtcdServer;
 use reqwest::Method;
-use reqwest::header::HeaderMap;
 pub use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 /// Default `docs.problem_base_url` (upstream's).
-pub const PROBLEM_BASE: &str = "https://rak-n-rok.readthedocs.io/projects/krake/en/latest/user/problem.html";
+pub const PROBLEM_BASE: &str =
+    "https://rak-n-rok.readthedocs.io/projects/krake/en/latest/user/problem.html";
 
 /// Time limit for one ordinary request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,7 +58,8 @@ fn to_value(body: &[u8]) -> Value {
     if body.is_empty() {
         return Value::Null;
     }
-    serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
 /// A running API server and what it needs (data directory, etcd process).
@@ -97,21 +99,31 @@ impl TestServer {
 
     /// A server on `backend` whose configuration `tweak` adjusts before the start.
     pub async fn with_config(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let dir = tempfile::Builder::new().prefix("krake-http-").tempdir().expect("temporary directory");
+        let dir = tempfile::Builder::new()
+            .prefix("krake-http-")
+            .tempdir()
+            .expect("temporary directory");
         let mut config = Config::for_embedded(dir.path().join("data"));
         config.log_level = "warn".into();
         let etcd = match backend {
             Backend::Embedded => None,
             Backend::Etcd => {
                 let etcd = EtcdServer::start().await;
-                config.storage = StorageConfig::Etcd { endpoints: vec![etcd.endpoint()] };
+                config.storage = StorageConfig::Etcd {
+                    endpoints: vec![etcd.endpoint()],
+                };
                 Some(etcd)
             }
         };
         tweak(&mut config);
-        let server = krake_api_server::server::start(config).await.expect("the API server starts");
+        let server = krake_api_server::server::start(config)
+            .await
+            .expect("the API server starts");
         let addr = server.addr;
-        let client = reqwest::Client::builder().no_proxy().build().expect("HTTP client");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("HTTP client");
         let ts = TestServer {
             backend,
             addr,
@@ -134,15 +146,37 @@ impl TestServer {
 
     /// A second API server (replica) on the same etcd as this one.
     pub async fn replica(&self) -> TestServer {
-        let endpoint = self.etcd.as_ref().expect("replicas need the etcd backend").endpoint();
-        let dir = tempfile::Builder::new().prefix("krake-http-").tempdir().expect("temporary directory");
+        let endpoint = self
+            .etcd
+            .as_ref()
+            .expect("replicas need the etcd backend")
+            .endpoint();
+        let dir = tempfile::Builder::new()
+            .prefix("krake-http-")
+            .tempdir()
+            .expect("temporary directory");
         let mut config = Config::for_embedded(dir.path().join("data"));
         config.log_level = "warn".into();
-        config.storage = StorageConfig::Etcd { endpoints: vec![endpoint] };
-        let server = krake_api_server::server::start(config).await.expect("the replica starts");
+        config.storage = StorageConfig::Etcd {
+            endpoints: vec![endpoint],
+        };
+        let server = krake_api_server::server::start(config)
+            .await
+            .expect("the replica starts");
         let addr = server.addr;
-        let client = reqwest::Client::builder().no_proxy().build().expect("HTTP client");
-        let ts = TestServer { backend: Backend::Etcd, addr, base: format!("http://{addr}"), client, server: Some(server), etcd: None, _dir: dir };
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("HTTP client");
+        let ts = TestServer {
+            backend: Backend::Etcd,
+            addr,
+            base: format!("http://{addr}"),
+            client,
+            server: Some(server),
+            etcd: None,
+            _dir: dir,
+        };
         ts.wait_ready().await;
         ts
     }
@@ -162,7 +196,10 @@ impl TestServer {
             if ready {
                 return;
             }
-            assert!(Instant::now() < deadline, "the API server did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "the API server did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -172,8 +209,17 @@ impl TestServer {
     }
 
     /// Any request with a raw body and extra headers.
-    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> RawResp {
-        let mut request = self.client.request(method.clone(), self.url(path)).timeout(REQUEST_TIMEOUT);
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> RawResp {
+        let mut request = self
+            .client
+            .request(method.clone(), self.url(path))
+            .timeout(REQUEST_TIMEOUT);
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
@@ -186,8 +232,15 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("{method} {path} failed: {e}"));
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}"));
-        RawResp { status, headers, body }
+        let body = response
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}"));
+        RawResp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
@@ -238,7 +291,12 @@ impl TestServer {
     /// Create from an explicit body; the response.
     pub async fn create_body(&self, kind: K, ns: &str, body: &Value) -> Value {
         let (status, _, created) = self.post(&kind.collection(ns), body).await;
-        assert_eq!(status, StatusCode::OK, "create {} in {ns}: {created}", kind.kind());
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "create {} in {ns}: {created}",
+            kind.kind()
+        );
         created
     }
 
@@ -259,7 +317,10 @@ impl TestServer {
             .map(|o| {
                 (
                     o["metadata"]["namespace"].as_str().map(str::to_string),
-                    o["metadata"]["name"].as_str().expect("item name").to_string(),
+                    o["metadata"]["name"]
+                        .as_str()
+                        .expect("item name")
+                        .to_string(),
                 )
             })
             .collect()
@@ -267,19 +328,30 @@ impl TestServer {
 
     /// Open a watch stream; panics unless the server answers with headers in time.
     pub async fn watch(&self, path_and_query: &str) -> Watch {
-        let response = tokio::time::timeout(EVENT_TIMEOUT, self.client.get(self.url(path_and_query)).send())
-            .await
-            .unwrap_or_else(|_| panic!("watch {path_and_query}: no response headers in time"))
-            .unwrap_or_else(|e| panic!("watch {path_and_query} failed: {e}"));
+        let response = tokio::time::timeout(
+            EVENT_TIMEOUT,
+            self.client.get(self.url(path_and_query)).send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("watch {path_and_query}: no response headers in time"))
+        .unwrap_or_else(|e| panic!("watch {path_and_query} failed: {e}"));
         let status = response.status();
         let headers = response.headers().clone();
-        Watch { status, headers, stream: Box::pin(response.bytes_stream()), buf: Vec::new(), ended: false }
+        Watch {
+            status,
+            headers,
+            stream: Box::pin(response.bytes_stream()),
+            buf: Vec::new(),
+            ended: false,
+        }
     }
 
     /// A direct etcd client (etcd backend only).
     pub async fn etcd_client(&self) -> etcd_client::Client {
         let etcd = self.etcd.as_ref().expect("an etcd-backed server");
-        etcd_client::Client::connect([etcd.endpoint()], None).await.expect("connect to etcd")
+        etcd_client::Client::connect([etcd.endpoint()], None)
+            .await
+            .expect("connect to etcd")
     }
 }
 
@@ -326,7 +398,8 @@ impl Watch {
             match self.next_line(EVENT_TIMEOUT).await {
                 Line::Text(t) if t.is_empty() => continue,
                 Line::Text(t) => {
-                    return serde_json::from_str(&t).unwrap_or_else(|e| panic!("watch line is not JSON ({e}): {t}"));
+                    return serde_json::from_str(&t)
+                        .unwrap_or_else(|e| panic!("watch line is not JSON ({e}): {t}"));
                 }
                 other => panic!("expected a watch event, got {other:?}"),
             }
@@ -337,7 +410,10 @@ impl Watch {
     pub async fn expect(&mut self, event_type: &str, name: &str) -> Value {
         let event = self.next_event().await;
         assert_eq!(event["type"], event_type, "unexpected event: {event}");
-        assert_eq!(event["object"]["metadata"]["name"], name, "unexpected event: {event}");
+        assert_eq!(
+            event["object"]["metadata"]["name"], name,
+            "unexpected event: {event}"
+        );
         event["object"].clone()
     }
 
@@ -370,10 +446,18 @@ pub fn assert_problem(resp: &Resp, status: u16, title: Option<&str>, detail: &st
     assert_eq!(body["status"], status, "problem status: {body}");
     match title {
         Some(t) => assert_eq!(body["title"], t, "problem title: {body}"),
-        None => assert!(body.get("title").is_none_or(Value::is_null), "unexpected problem title: {body}"),
+        None => assert!(
+            body.get("title").is_none_or(Value::is_null),
+            "unexpected problem title: {body}"
+        ),
     }
-    let d = body["detail"].as_str().unwrap_or_else(|| panic!("problem without a string detail: {body}"));
-    assert!(d.contains(detail), "problem detail {d:?} does not contain {detail:?}");
+    let d = body["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("problem without a string detail: {body}"));
+    assert!(
+        d.contains(detail),
+        "problem detail {d:?} does not contain {detail:?}"
+    );
 }
 
 /// Assert the exact problem detail.
@@ -384,26 +468,42 @@ pub fn assert_problem_exact(resp: &Resp, status: u16, title: Option<&str>, detai
 
 /// Assert the content type of a problem document.
 pub fn assert_problem_type(headers: &HeaderMap) {
-    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-    assert!(ct.starts_with("application/problem+json"), "content type {ct:?} is not application/problem+json");
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "content type {ct:?} is not application/problem+json"
+    );
 }
 
 /// Assert a JSON success content type.
 pub fn assert_json_type(headers: &HeaderMap) {
-    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     assert_eq!(ct, "application/json; charset=utf-8");
 }
 
 /// Parse a server timestamp.
 pub fn ts(v: &Value) -> krake_crds::Timestamp {
-    let s = v.as_str().unwrap_or_else(|| panic!("timestamp is not a string: {v}"));
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("timestamp is not a string: {v}"));
     krake_crds::Timestamp::parse(s).unwrap_or_else(|| panic!("not a timestamp: {s}"))
 }
 
 /// Assert a server-generated timestamp (UTC, explicit offset).
 pub fn assert_server_ts(v: &Value) {
-    let s = v.as_str().unwrap_or_else(|| panic!("timestamp is not a string: {v}"));
-    assert!(s.ends_with("+00:00"), "server timestamp {s} is not UTC with an offset");
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("timestamp is not a string: {v}"));
+    assert!(
+        s.ends_with("+00:00"),
+        "server timestamp {s} is not UTC with an offset"
+    );
     ts(v);
 }
 
@@ -424,7 +524,10 @@ pub fn rv(v: &Value) -> String {
     let s = v["metadata"]["resource_version"]
         .as_str()
         .unwrap_or_else(|| panic!("object without a string metadata.resource_version: {v}"));
-    assert!(!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()), "resource_version {s:?} is not a revision");
+    assert!(
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()),
+        "resource_version {s:?} is not a revision"
+    );
     s.to_string()
 }
 
@@ -433,12 +536,18 @@ pub fn assert_subset(expected: &Value, actual: &Value, path: &str) {
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => {
             for (k, ev) in e {
-                let av = a.get(k).unwrap_or_else(|| panic!("{path}.{k} missing in {actual}"));
+                let av = a
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{path}.{k} missing in {actual}"));
                 assert_subset(ev, av, &format!("{path}.{k}"));
             }
         }
         (Value::Array(e), Value::Array(a)) => {
-            assert_eq!(e.len(), a.len(), "{path}: list lengths differ: {expected} vs {actual}");
+            assert_eq!(
+                e.len(),
+                a.len(),
+                "{path}: list lengths differ: {expected} vs {actual}"
+            );
             for (i, (ev, av)) in e.iter().zip(a).enumerate() {
                 assert_subset(ev, av, &format!("{path}.{i}"));
             }
@@ -545,10 +654,18 @@ fn cloud_spec(namespaced_provider: bool) -> Value {
 impl K {
     pub fn api(self) -> &'static str {
         match self {
-            K::Role | K::RoleBinding | K::GlobalMetric | K::Metric | K::GlobalMetricsProvider | K::MetricsProvider => "core",
+            K::Role
+            | K::RoleBinding
+            | K::GlobalMetric
+            | K::Metric
+            | K::GlobalMetricsProvider
+            | K::MetricsProvider => "core",
             K::Application | K::Cluster => "kubernetes",
             K::Project | K::MagnumCluster => "openstack",
-            K::GlobalInfrastructureProvider | K::InfrastructureProvider | K::GlobalCloud | K::Cloud => "infrastructure",
+            K::GlobalInfrastructureProvider
+            | K::InfrastructureProvider
+            | K::GlobalCloud
+            | K::Cloud => "infrastructure",
         }
     }
 
@@ -593,12 +710,20 @@ impl K {
     pub fn namespaced(self) -> bool {
         !matches!(
             self,
-            K::Role | K::RoleBinding | K::GlobalMetric | K::GlobalMetricsProvider | K::GlobalInfrastructureProvider | K::GlobalCloud
+            K::Role
+                | K::RoleBinding
+                | K::GlobalMetric
+                | K::GlobalMetricsProvider
+                | K::GlobalInfrastructureProvider
+                | K::GlobalCloud
         )
     }
 
     pub fn has_status(self) -> bool {
-        matches!(self, K::Application | K::Cluster | K::Project | K::MagnumCluster | K::GlobalCloud | K::Cloud)
+        matches!(
+            self,
+            K::Application | K::Cluster | K::Project | K::MagnumCluster | K::GlobalCloud | K::Cloud
+        )
     }
 
     pub fn force_delete(self) -> bool {
@@ -626,7 +751,11 @@ impl K {
 
     /// The namespace objects of this kind get when created under `ns`.
     pub fn expected_ns(self, ns: &str) -> Value {
-        if self.namespaced() { json!(ns) } else { Value::Null }
+        if self.namespaced() {
+            json!(ns)
+        } else {
+            Value::Null
+        }
     }
 
     /// The top-level keys holding the client-writable content.
@@ -660,10 +789,16 @@ impl K {
                 );
             }
             K::GlobalMetricsProvider => {
-                map.insert("spec".into(), json!({"type": "static", "static": {"metrics": {"load": 0.5, "x": 2.0}}}));
+                map.insert(
+                    "spec".into(),
+                    json!({"type": "static", "static": {"metrics": {"load": 0.5, "x": 2.0}}}),
+                );
             }
             K::MetricsProvider => {
-                map.insert("spec".into(), json!({"type": "prometheus", "prometheus": {"url": "http://prometheus:9090"}}));
+                map.insert(
+                    "spec".into(),
+                    json!({"type": "prometheus", "prometheus": {"url": "http://prometheus:9090"}}),
+                );
             }
             K::Application => {
                 map.insert("spec".into(), application_spec());
@@ -710,8 +845,13 @@ impl K {
             K::RoleBinding => obj["users"] = json!(["alice", "bob"]),
             K::GlobalMetric | K::Metric => obj["spec"]["max"] = json!(2.5),
             // Polymorphic container: the type changes.
-            K::GlobalMetricsProvider => obj["spec"] = json!({"type": "prometheus", "prometheus": {"url": "http://prometheus:9090"}}),
-            K::MetricsProvider => obj["spec"]["prometheus"]["url"] = json!("http://other-prometheus:9090"),
+            K::GlobalMetricsProvider => {
+                obj["spec"] =
+                    json!({"type": "prometheus", "prometheus": {"url": "http://prometheus:9090"}})
+            }
+            K::MetricsProvider => {
+                obj["spec"]["prometheus"]["url"] = json!("http://other-prometheus:9090")
+            }
             K::Application => obj["spec"]["manifest"][0]["metadata"]["name"] = json!("p2"),
             K::Cluster => obj["spec"]["custom_resources"] = json!(["crontabs.stable.example.com"]),
             K::Project => obj["spec"]["template"] = json!("other-template"),
@@ -719,7 +859,9 @@ impl K {
             K::GlobalInfrastructureProvider | K::InfrastructureProvider => {
                 obj["spec"]["im"]["url"] = json!("http://other-im.example.com:8800")
             }
-            K::GlobalCloud | K::Cloud => obj["spec"]["openstack"]["url"] = json!("http://other-keystone:5000/v3"),
+            K::GlobalCloud | K::Cloud => {
+                obj["spec"]["openstack"]["url"] = json!("http://other-keystone:5000/v3")
+            }
         }
     }
 
@@ -740,7 +882,9 @@ impl K {
                 "reason": null, "kube_controller_triggered": null, "state": "PENDING", "metrics_reasons": {},
                 "last_applied_tosca": {}, "nodes": [], "cluster_id": null, "scheduled": null,
                 "scheduled_to": null, "running_on": null, "retries": 0}),
-            K::Project | K::GlobalCloud | K::Cloud => json!({"state": "ONLINE", "metrics_reasons": {}}),
+            K::Project | K::GlobalCloud | K::Cloud => {
+                json!({"state": "ONLINE", "metrics_reasons": {}})
+            }
             K::MagnumCluster => json!({
                 "reason": null, "state": "PENDING", "project": null, "template": null, "cluster_id": null,
                 "node_count": null, "api_address": null, "master_addresses": null, "node_addresses": null,
@@ -767,7 +911,8 @@ impl K {
             }
             K::Project | K::GlobalCloud | K::Cloud => {
                 status["state"] = json!("FAILING_METRICS");
-                status["metrics_reasons"] = json!({"load": {"code": "UNKNOWN_METRIC", "message": "gone"}});
+                status["metrics_reasons"] =
+                    json!({"load": {"code": "UNKNOWN_METRIC", "message": "gone"}});
             }
             K::MagnumCluster => {
                 status["state"] = json!("RUNNING");

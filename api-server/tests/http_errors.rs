@@ -490,14 +490,37 @@ async fn url_namespace_is_validated(#[case] backend: Backend) {
     for path in [
         "/core/namespaces/a%20b/metrics",
         "/core/namespaces/-a/metrics/m",
-        "/kubernetes/namespaces/a%2Fb/applications",
+        "/core/namespaces/a%20b/metrics/m",
+        "/kubernetes/namespaces/a%20b/applications/x/status",
     ] {
         let r = srv.get(path).await;
-        assert!(r.0 == 422 || r.0 == 404, "{path}: {}", r.0);
-        assert_problem_type(&r.1);
+        if path.ends_with("/status") {
+            assert_eq!(r.0, 405, "{path}");
+            continue;
+        }
+        assert_problem(&r, 422, None, "namespace");
     }
-    let r = srv.get("/core/namespaces/-a/metrics/m").await;
+    let mut body = K::Application.sample("x");
+    body["metadata"]["namespace"] = json!("a b");
+    for (path, body) in [
+        ("/kubernetes/namespaces/a%20b/applications/x", &body),
+        ("/kubernetes/namespaces/a%20b/applications/x/status", &body),
+        (
+            "/kubernetes/namespaces/a%20b/applications/x/complete",
+            &json!({"token": "t"}),
+        ),
+    ] {
+        let r = srv.put(path, body).await;
+        assert_problem(&r, 422, None, "namespace");
+    }
+    let r = srv
+        .delete("/kubernetes/namespaces/a%20b/applications/x")
+        .await;
     assert_problem(&r, 422, None, "namespace");
+    // A slash inside the namespace segment never reaches another namespace.
+    let r = srv.get("/kubernetes/namespaces/a%2Fb/applications").await;
+    assert!(r.0 == 422 || r.0 == 404, "{}", r.0);
+    assert_problem_type(&r.1);
     assert_eq!(
         srv.get_ok(&K::Metric.all_collection()).await["items"],
         json!([])

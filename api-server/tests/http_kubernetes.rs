@@ -760,3 +760,32 @@ async fn status_and_spec_update_details(#[case] backend: Backend) {
         "The body contained no update.",
     );
 }
+
+/// The blocking timeout is the limit of a blocking request, also when it is longer than
+/// the per-request timeout of ordinary requests.
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn blocking_timeout_longer_than_request_timeout(#[case] backend: Backend) {
+    let srv = TestServer::with_config(backend, |c| {
+        c.request_timeout = Duration::from_secs(1);
+        c.blocking_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let pending = spawn_request(
+        &srv,
+        reqwest::Method::POST,
+        &format!("{}?blocking=running", K::Application.collection(NS)),
+        Some(K::Application.sample("a")),
+    );
+    wait_exists(&srv, &app("a")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    set_status(&srv, "a", json!({"state": "RUNNING"})).await;
+    let (status, body) = tokio::time::timeout(Duration::from_secs(15), pending)
+        .await
+        .expect("released in time")
+        .unwrap();
+    assert_eq!(status, 200, "the blocking wait was cut short: {body}");
+    assert_eq!(body["status"]["state"], "RUNNING");
+}

@@ -481,6 +481,7 @@ async fn blocking_create_waits_for_the_state_of_its_object(#[case] backend: Back
     assert_eq!(body["metadata"]["name"], "target");
     assert_eq!(body["status"]["state"], "RUNNING");
     assert_eq!(body["metadata"]["uid"], running["metadata"]["uid"]);
+    assert_eq!(rv(&body), rv(&running), "the object at the awaited state, with its version");
 }
 
 #[rstest]
@@ -571,6 +572,7 @@ async fn blocking_delete_waits_for_the_removal(#[case] backend: Backend) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["metadata"]["name"], "a");
     assert_eq!(body["status"]["state"], "DELETED");
+    rv(&body);
     assert_eq!(srv.get(&app("a")).await.0, 404);
 }
 

@@ -145,11 +145,15 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let method = request.method().clone();
-    let is_watch = request.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch" || p.starts_with("watch=")));
+    // Watches stream for as long as the client wants; `blocking` requests have their own
+    // time limit (`blocking_timeout`).
+    let is_long = request.uri().query().is_some_and(|q| {
+        q.split('&').any(|p| p == "watch" || p.starts_with("watch=") || (p.starts_with("blocking=") && p != "blocking=False"))
+    });
     let span = tracing::info_span!("request", method = %method, path = %request.uri().path(), route = %route);
     let limit = state.config.request_timeout;
     let response = async {
-        if is_watch {
+        if is_long {
             next.run(request).await
         } else {
             match tokio::time::timeout(limit, next.run(request)).await {

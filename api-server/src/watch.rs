@@ -114,7 +114,9 @@ pub fn renderer<R: Resource>() -> Renderer {
 }
 
 enum Source {
-    Cache { replay: Vec<Arc<CachedEvent>>, live: broadcast::Receiver<Arc<CachedEvent>> },
+    /// `after`: the client already has every change up to this revision (the cache may
+    /// lag behind the store the client listed from, so live events can be older).
+    Cache { replay: Vec<Arc<CachedEvent>>, live: broadcast::Receiver<Arc<CachedEvent>>, after: i64 },
     Store { stream: WatchStream, render: Renderer },
 }
 
@@ -123,19 +125,20 @@ impl Source {
     /// keep up, which must re-list).
     async fn next(&mut self) -> Option<Arc<CachedEvent>> {
         match self {
-            Source::Cache { replay, live } => {
+            Source::Cache { replay, live, after } => loop {
                 if !replay.is_empty() {
                     return Some(replay.remove(0));
                 }
                 match live.recv().await {
-                    Ok(e) => Some(e),
+                    Ok(e) if e.revision <= *after => continue,
+                    Ok(e) => return Some(e),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::info!(missed = n, "disconnecting a watcher that fell behind");
-                        None
+                        return None;
                     }
-                    Err(broadcast::error::RecvError::Closed) => None,
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-            }
+            },
             Source::Store { stream, render } => loop {
                 match stream.next().await? {
                     Ok(event) => match render(&event) {
@@ -184,7 +187,7 @@ pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, opti
     let source = match cache.subscribe(options.resource_version) {
         Subscription::Cached { mut replay, live } => {
             replay.retain(|e| namespace.is_none() || e.namespace == namespace);
-            Source::Cache { replay, live }
+            Source::Cache { replay, live, after: options.resource_version.unwrap_or(i64::MIN) }
         }
         Subscription::TooOld => {
             let from = options.resource_version.unwrap_or(0) + 1;

@@ -235,26 +235,31 @@ pub async fn list<R: ApiKind>(
         return watch::watch::<R>(state, namespace, options).await;
     }
     let (kvs, revision) = state.store.list(&R::prefix(namespace.as_deref())).await?;
-    let mut items = Vec::with_capacity(kvs.len());
+    // Items are decoded and written one at a time, so a large list never holds every
+    // decoded object at once; the output is the list object upstream sends.
+    let mut body = Vec::with_capacity(kvs.iter().map(|kv| kv.value.len() + 32).sum::<usize>() + 128);
+    body.extend_from_slice(
+        format!(
+            "{{\"api\": \"{}\", \"kind\": \"{}List\", \"metadata\": {{\"resource_version\": \"{revision}\"}}, \"items\": [",
+            R::API,
+            R::KIND
+        )
+        .as_bytes(),
+    );
+    let mut first = true;
     for kv in &kvs {
-        if watch::parse_key::<R>(&kv.key).is_some() {
-            items.push(crate::state::decode_stored::<R>(kv)?);
+        if watch::parse_key::<R>(&kv.key).is_none() {
+            continue;
         }
+        if !first {
+            body.extend_from_slice(b", ");
+        }
+        first = false;
+        let object = crate::state::decode_stored::<R>(kv)?;
+        krake_crds::json::write_to(&mut body, &object);
     }
-    #[derive(serde::Serialize)]
-    struct ListMetadata {
-        resource_version: String,
-    }
-    #[derive(serde::Serialize)]
-    struct List<'a, R> {
-        api: &'static str,
-        kind: &'a str,
-        metadata: ListMetadata,
-        items: Vec<R>,
-    }
-    let kind = format!("{}List", R::KIND);
-    let list = List { api: R::API, kind: &kind, metadata: ListMetadata { resource_version: revision.to_string() }, items };
-    Ok(json_response(StatusCode::OK, krake_crds::json::to_vec(&list)))
+    body.extend_from_slice(b"]}");
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// PUT on an object: update of the client-writable fields (spec §5.4).

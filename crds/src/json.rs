@@ -132,10 +132,19 @@ pub fn python_float_repr(value: f64) -> String {
 /// none of this crate's types do.
 pub fn to_vec<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    write_to(&mut out, v);
+    out
+}
+
+/// Append the encoding of `v` to `out` (see [`to_vec`]).
+///
+/// # Panics
+///
+/// As [`to_vec`].
+pub fn write_to<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let mut ser = serde_json::Serializer::with_formatter(out, PythonFormatter);
     v.serialize(&mut ser)
         .expect("JSON serialization of krake types cannot fail");
-    out
 }
 
 /// Serialize `v` like Python's `json.dumps(v)`, as a string.

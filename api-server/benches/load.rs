@@ -48,8 +48,14 @@ struct Stats {
 
 fn stats(mut latencies: Vec<Duration>, elapsed: Duration) -> Stats {
     latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
-    Stats { ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(), p50_ms: pick(0.50), p99_ms: pick(0.99) }
+    let pick = |q: f64| {
+        latencies[((latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
+    };
+    Stats {
+        ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+    }
 }
 
 /// Run `total` operations over `CONCURRENCY` tasks; each call gets a global index.
@@ -103,7 +109,9 @@ async fn main() {
 
     // The limit: etcd create-if-absent transactions (what a Krake create does) at the same
     // concurrency, through one gRPC client.
-    let raw = Client::connect([endpoint.as_str()], None).await.expect("etcd");
+    let raw = Client::connect([endpoint.as_str()], None)
+        .await
+        .expect("etcd");
     let value = krake_crds::json::to_vec(&application("raw"));
     let raw_creates = {
         let raw = raw.clone();
@@ -133,9 +141,16 @@ async fn main() {
     };
 
     let binary = Path::new(env!("CARGO_BIN_EXE_krake-api"));
-    let server = ApiServerProcess::start(binary, &["--etcd-endpoints", &endpoint, "--log-level", "error"]).await;
+    let server = ApiServerProcess::start(
+        binary,
+        &["--etcd-endpoints", &endpoint, "--log-level", "error"],
+    )
+    .await;
     let base = server.url();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let apps = format!("{base}/kubernetes/namespaces/bench/applications");
 
     let creates = {
@@ -145,7 +160,12 @@ async fn main() {
             let client = client.clone();
             let apps = apps.clone();
             async move {
-                let r = client.post(&apps).json(&application(&format!("app{i}"))).send().await.unwrap();
+                let r = client
+                    .post(&apps)
+                    .json(&application(&format!("app{i}")))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
                 r.bytes().await.unwrap();
             }
@@ -177,20 +197,39 @@ async fn main() {
             let client = client.clone();
             let url = list_ns.clone();
             async move {
-                let r = client.post(&url).json(&application(&format!("l{i}"))).send().await.unwrap();
+                let r = client
+                    .post(&url)
+                    .json(&application(&format!("l{i}")))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
             }
         })
         .await;
     }
-    let body: Value = client.get(&list_ns).send().await.unwrap().json().await.unwrap();
+    let body: Value = client
+        .get(&list_ns)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["items"].as_array().unwrap().len(), 1000);
     let mut list_latencies = Vec::new();
     let start = Instant::now();
     for _ in 0..LIST_ROUNDS {
         // Time to the complete body; parsing it is the client's cost, not the server's.
         let s = Instant::now();
-        let bytes = client.get(&list_ns).send().await.unwrap().bytes().await.unwrap();
+        let bytes = client
+            .get(&list_ns)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         list_latencies.push(s.elapsed());
         assert!(bytes.len() > 1000 * 500);
     }
@@ -244,7 +283,10 @@ async fn main() {
     let mut object = created;
     for i in 0..WATCH_UPDATES {
         object["metadata"]["labels"] = json!({"round": i.to_string()});
-        object["metadata"].as_object_mut().unwrap().remove("resource_version");
+        object["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resource_version");
         let r = client.put(&target).json(&object).send().await.unwrap();
         assert_eq!(r.status(), 200);
         object = r.json().await.unwrap();
@@ -269,7 +311,12 @@ async fn main() {
             let client = client.clone();
             let url = url.clone();
             async move {
-                let r = client.post(&url).json(&application(&format!("m{i}"))).send().await.unwrap();
+                let r = client
+                    .post(&url)
+                    .json(&application(&format!("m{i}")))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
             }
         })
@@ -277,7 +324,14 @@ async fn main() {
     }
     let rss = rss_mb(server.pid());
     // And after listing all 10,000 at once (peak buffers of a full list).
-    let all: Value = client.get(format!("{base}/kubernetes/applications")).send().await.unwrap().json().await.unwrap();
+    let all: Value = client
+        .get(format!("{base}/kubernetes/applications"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(all["items"].as_array().unwrap().len(), RSS_OBJECTS);
     let rss_after_list = rss_mb(server.pid());
 
@@ -303,10 +357,15 @@ async fn main() {
         raw_gets.p99_ms,
         100.0 * gets.ops_per_sec / raw_gets.ops_per_sec
     );
-    println!("| LIST 1,000 Applications ({LIST_ROUNDS} rounds) | p50 {:.2} ms, p99 {:.2} ms | – | – |", lists.p50_ms, lists.p99_ms);
+    println!(
+        "| LIST 1,000 Applications ({LIST_ROUNDS} rounds) | p50 {:.2} ms, p99 {:.2} ms | – | – |",
+        lists.p50_ms, lists.p99_ms
+    );
     println!(
         "| {WATCHERS} watchers × {WATCH_UPDATES} updates | all events to all watchers in {:.2} s; {complete}/{WATCHERS} watchers got every event | – | – |",
         fanout.as_secs_f64()
     );
-    println!("| API server RSS with {RSS_OBJECTS} Applications stored | {rss:.1} MB; {rss_after_list:.1} MB after listing all of them | – | – |");
+    println!(
+        "| API server RSS with {RSS_OBJECTS} Applications stored | {rss:.1} MB; {rss_after_list:.1} MB after listing all of them | – | – |"
+    );
 }

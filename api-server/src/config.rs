@@ -10,7 +10,8 @@ use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
 /// Upstream's default base of problem `type` URIs.
-pub const DEFAULT_PROBLEM_BASE_URL: &str = "https://rak-n-rok.readthedocs.io/projects/krake/en/latest/user/problem.html";
+pub const DEFAULT_PROBLEM_BASE_URL: &str =
+    "https://rak-n-rok.readthedocs.io/projects/krake/en/latest/user/problem.html";
 
 /// Command line of `krake-api`. Every flag can also be set through the environment
 /// variable shown in `--help`; flags and variables win over the configuration file.
@@ -81,6 +82,45 @@ pub struct Cli {
     /// Seconds a watcher may stop reading before it is disconnected.
     #[arg(long, env = "KRAKE_API_WATCH_SEND_TIMEOUT")]
     pub watch_send_timeout: Option<u64>,
+    /// Serve HTTPS (with `--tls-cert` and `--tls-key`).
+    #[arg(long, env = "KRAKE_API_TLS_ENABLED")]
+    pub tls_enabled: Option<bool>,
+    /// Server certificate chain (PEM).
+    #[arg(long, env = "KRAKE_API_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, env = "KRAKE_API_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) for client certificates; enables client-certificate authentication.
+    #[arg(long, env = "KRAKE_API_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Static authenticator: every request is this user.
+    #[arg(long, env = "KRAKE_API_STATIC_USER")]
+    pub static_user: Option<String>,
+    /// Keystone endpoint (`http://keystone:5000/v3`); enables Keystone authentication.
+    #[arg(long, env = "KRAKE_API_KEYSTONE_ENDPOINT")]
+    pub keystone_endpoint: Option<String>,
+    /// Keycloak endpoint (`http://keycloak:9080`); enables Keycloak authentication.
+    #[arg(long, env = "KRAKE_API_KEYCLOAK_ENDPOINT")]
+    pub keycloak_endpoint: Option<String>,
+    /// Keycloak realm.
+    #[arg(long, env = "KRAKE_API_KEYCLOAK_REALM")]
+    pub keycloak_realm: Option<String>,
+    /// OpenID Connect issuer URL; enables local JWT verification.
+    #[arg(long, env = "KRAKE_API_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Audience (`aud`) the JWTs must carry.
+    #[arg(long, env = "KRAKE_API_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Claim holding the user name.
+    #[arg(long, env = "KRAKE_API_OIDC_USERNAME_CLAIM")]
+    pub oidc_username_claim: Option<String>,
+    /// JWKS URL; default: discovered from the issuer's `.well-known/openid-configuration`.
+    #[arg(long, env = "KRAKE_API_OIDC_JWKS_URI")]
+    pub oidc_jwks_uri: Option<String>,
+    /// Seconds identity-provider answers are cached.
+    #[arg(long, env = "KRAKE_API_IDENTITY_CACHE_TTL")]
+    pub identity_cache_ttl: Option<u64>,
 }
 
 /// Storage backend choice.
@@ -109,6 +149,48 @@ pub enum AuthorizationMode {
     AlwaysAllow,
     /// Every resource request is denied.
     AlwaysDeny,
+    /// Krake Roles and RoleBindings.
+    Rbac,
+}
+
+/// HTTPS serving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// CA bundle for client certificates; client-certificate authentication when set.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Keystone token authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeystoneConfig {
+    /// Keystone v3 endpoint.
+    pub endpoint: String,
+}
+
+/// Keycloak token authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeycloakConfig {
+    /// Keycloak base URL.
+    pub endpoint: String,
+    /// Realm.
+    pub realm: String,
+}
+
+/// OpenID Connect JWT authentication, verified locally against the issuer's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcConfig {
+    /// Issuer (`iss`).
+    pub issuer: String,
+    /// Audience (`aud`).
+    pub audience: String,
+    /// Claim holding the user name.
+    pub username_claim: String,
+    /// JWKS URL; `None`: discovered from the issuer.
+    pub jwks_uri: Option<String>,
 }
 
 /// Where objects are stored.
@@ -161,6 +243,16 @@ pub struct Config {
     pub watch_cache_events: usize,
     /// How long a watcher may stop reading before it is disconnected.
     pub watch_send_timeout: Duration,
+    /// HTTPS serving; plain HTTP when `None`.
+    pub tls: Option<TlsConfig>,
+    /// Keystone authentication.
+    pub keystone: Option<KeystoneConfig>,
+    /// Keycloak authentication.
+    pub keycloak: Option<KeycloakConfig>,
+    /// OpenID Connect JWT authentication.
+    pub oidc: Option<OidcConfig>,
+    /// How long identity-provider answers are cached.
+    pub identity_cache_ttl: Duration,
 }
 
 impl Config {
@@ -169,7 +261,10 @@ impl Config {
     pub fn for_embedded(data_dir: impl Into<PathBuf>) -> Self {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            storage: StorageConfig::Embedded { data_dir: data_dir.into(), history_limit: 10_000 },
+            storage: StorageConfig::Embedded {
+                data_dir: data_dir.into(),
+                history_limit: 10_000,
+            },
             retry_transactions: 1,
             problem_base_url: DEFAULT_PROBLEM_BASE_URL.to_string(),
             allow_anonymous: true,
@@ -183,6 +278,11 @@ impl Config {
             blocking_timeout: Duration::from_secs(60),
             watch_cache_events: 4096,
             watch_send_timeout: Duration::from_secs(30),
+            tls: None,
+            keystone: None,
+            keycloak: None,
+            oidc: None,
+            identity_cache_ttl: Duration::from_secs(30),
         }
     }
 
@@ -205,29 +305,57 @@ impl Config {
     pub fn from_parts(cli: &Cli, file: Option<FileConfig>) -> Result<Config, ConfigError> {
         let has_file = file.is_some();
         let file = file.unwrap_or_default();
-        let mut config = Config::for_embedded(cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("krake-data")));
+        let mut config = Config::for_embedded(
+            cli.data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("krake-data")),
+        );
 
-        let host = cli.host.clone().or(file.host).unwrap_or_else(|| "localhost".into());
+        let host = cli
+            .host
+            .clone()
+            .or(file.host)
+            .unwrap_or_else(|| "localhost".into());
         let port = cli.port.or(file.port).unwrap_or(8080);
         config.bind = resolve_bind(&host, port)?;
 
         let etcd = file.etcd.unwrap_or_default();
         let endpoints = if !cli.etcd_endpoints.is_empty() {
             cli.etcd_endpoints.clone()
-        } else if cli.etcd_host.is_some() || cli.etcd_port.is_some() || etcd.host.is_some() || etcd.port.is_some() {
-            let host = cli.etcd_host.clone().or(etcd.host).unwrap_or_else(|| "127.0.0.1".into());
+        } else if cli.etcd_host.is_some()
+            || cli.etcd_port.is_some()
+            || etcd.host.is_some()
+            || etcd.port.is_some()
+        {
+            let host = cli
+                .etcd_host
+                .clone()
+                .or(etcd.host)
+                .unwrap_or_else(|| "127.0.0.1".into());
             let port = cli.etcd_port.or(etcd.port).unwrap_or(2379);
             vec![format!("http://{host}:{port}")]
         } else {
             Vec::new()
         };
-        let kind = cli.storage.unwrap_or(if endpoints.is_empty() { StorageKind::Embedded } else { StorageKind::Etcd });
+        let kind = cli.storage.unwrap_or(if endpoints.is_empty() {
+            StorageKind::Embedded
+        } else {
+            StorageKind::Etcd
+        });
         config.storage = match kind {
             StorageKind::Etcd => {
-                let endpoints = if endpoints.is_empty() { vec!["http://127.0.0.1:2379".to_string()] } else { endpoints };
+                let endpoints = if endpoints.is_empty() {
+                    vec!["http://127.0.0.1:2379".to_string()]
+                } else {
+                    endpoints
+                };
                 for e in &endpoints {
-                    if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() <= "https://".len() {
-                        return Err(ConfigError::new(format!("etcd endpoint '{e}' must be an http:// or https:// URL")));
+                    if !(e.starts_with("http://") || e.starts_with("https://"))
+                        || e.len() <= "https://".len()
+                    {
+                        return Err(ConfigError::new(format!(
+                            "etcd endpoint '{e}' must be an http:// or https:// URL"
+                        )));
                     }
                 }
                 StorageConfig::Etcd { endpoints }
@@ -237,10 +365,19 @@ impl Config {
                 if history_limit == 0 {
                     return Err(ConfigError::new("history limit must be at least 1"));
                 }
-                StorageConfig::Embedded { data_dir: cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("krake-data")), history_limit }
+                StorageConfig::Embedded {
+                    data_dir: cli
+                        .data_dir
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("krake-data")),
+                    history_limit,
+                }
             }
         };
-        config.retry_transactions = cli.etcd_retry_transactions.or(etcd.retry_transactions).unwrap_or(1);
+        config.retry_transactions = cli
+            .etcd_retry_transactions
+            .or(etcd.retry_transactions)
+            .unwrap_or(1);
 
         let docs = file.docs.unwrap_or_default();
         config.problem_base_url = cli
@@ -249,41 +386,169 @@ impl Config {
             .or(docs.problem_base_url)
             .unwrap_or_else(|| DEFAULT_PROBLEM_BASE_URL.to_string());
 
-        if file.tls.as_ref().and_then(|t| t.enabled).unwrap_or(false) {
-            return Err(ConfigError::new("tls.enabled: TLS serving is not available in this version; terminate TLS at the Ingress"));
+        let tls = file.tls.unwrap_or_default();
+        if cli.tls_enabled.or(tls.enabled).unwrap_or(false) {
+            let cert = cli.tls_cert.clone().or(tls.cert.map(PathBuf::from));
+            let key = cli.tls_key.clone().or(tls.key.map(PathBuf::from));
+            let client_ca = cli
+                .tls_client_ca
+                .clone()
+                .or(tls.client_ca.map(PathBuf::from))
+                .filter(|p| !p.as_os_str().is_empty());
+            match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    config.tls = Some(TlsConfig {
+                        cert,
+                        key,
+                        client_ca,
+                    })
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        "tls: enabled without both a certificate (tls.cert) and a key (tls.key)",
+                    ));
+                }
+            }
         }
 
         let authn = file.authentication.unwrap_or_default();
         // Without any configuration file the server is a local development instance:
         // anonymous access is the only way in. With a file, upstream's default (false) holds.
-        config.allow_anonymous = cli.authentication_allow_anonymous.or(authn.allow_anonymous).unwrap_or(!has_file);
-        config.cors_origin = cli.authentication_cors_origin.clone().or(authn.cors_origin).unwrap_or_else(|| "*".into());
+        config.allow_anonymous = cli
+            .authentication_allow_anonymous
+            .or(authn.allow_anonymous)
+            .unwrap_or(!has_file);
+        config.cors_origin = cli
+            .authentication_cors_origin
+            .clone()
+            .or(authn.cors_origin)
+            .unwrap_or_else(|| "*".into());
         let strategy = authn.strategy.unwrap_or_default();
-        if strategy.keystone.and_then(|k| k.enabled).unwrap_or(false) {
-            return Err(ConfigError::new("authentication.strategy.keystone: Keystone authentication is not available in this version"));
+        let enabled =
+            |p: &Option<ProviderSection>| p.as_ref().and_then(|p| p.enabled).unwrap_or(false);
+        let keystone = strategy.keystone.clone().unwrap_or_default();
+        config.keystone = cli
+            .keystone_endpoint
+            .clone()
+            .or_else(|| {
+                enabled(&strategy.keystone).then(|| {
+                    keystone
+                        .endpoint
+                        .unwrap_or_else(|| "http://localhost:5000/v3".into())
+                })
+            })
+            .map(|endpoint| KeystoneConfig { endpoint });
+        let keycloak = strategy.keycloak.clone().unwrap_or_default();
+        config.keycloak = cli
+            .keycloak_endpoint
+            .clone()
+            .or_else(|| {
+                enabled(&strategy.keycloak).then(|| {
+                    keycloak
+                        .endpoint
+                        .clone()
+                        .unwrap_or_else(|| "http://localhost:9080".into())
+                })
+            })
+            .map(|endpoint| KeycloakConfig {
+                endpoint,
+                realm: cli
+                    .keycloak_realm
+                    .clone()
+                    .or(keycloak.realm)
+                    .unwrap_or_else(|| "krake".into()),
+            });
+        let oidc = strategy.oidc.clone().unwrap_or_default();
+        let issuer = cli.oidc_issuer.clone().or_else(|| {
+            oidc.enabled
+                .unwrap_or(false)
+                .then(|| oidc.issuer.clone())
+                .flatten()
+        });
+        if oidc.enabled.unwrap_or(false) && issuer.is_none() {
+            return Err(ConfigError::new(
+                "authentication.strategy.oidc: enabled without an issuer",
+            ));
         }
-        if strategy.keycloak.and_then(|k| k.enabled).unwrap_or(false) {
-            return Err(ConfigError::new("authentication.strategy.keycloak: Keycloak authentication is not available in this version"));
+        if let Some(issuer) = issuer {
+            let audience = cli.oidc_audience.clone().or(oidc.audience).ok_or_else(|| {
+                ConfigError::new("authentication.strategy.oidc: an audience is required")
+            })?;
+            config.oidc = Some(OidcConfig {
+                issuer,
+                audience,
+                username_claim: cli
+                    .oidc_username_claim
+                    .clone()
+                    .or(oidc.username_claim)
+                    .unwrap_or_else(|| "preferred_username".into()),
+                jwks_uri: cli.oidc_jwks_uri.clone().or(oidc.jwks_uri),
+            });
+        }
+        for (name, url) in [
+            (
+                "keystone endpoint",
+                config.keystone.as_ref().map(|k| k.endpoint.as_str()),
+            ),
+            (
+                "keycloak endpoint",
+                config.keycloak.as_ref().map(|k| k.endpoint.as_str()),
+            ),
+            (
+                "oidc issuer",
+                config.oidc.as_ref().map(|o| o.issuer.as_str()),
+            ),
+            (
+                "oidc jwks uri",
+                config.oidc.as_ref().and_then(|o| o.jwks_uri.as_deref()),
+            ),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError::new(format!(
+                    "{name} '{url}' must be an http:// or https:// URL"
+                )));
+            }
         }
         if let Some(s) = strategy.r#static
             && s.enabled.unwrap_or(false)
         {
             config.static_user = Some(s.name.unwrap_or_else(|| "system".into()));
         }
+        if let Some(user) = &cli.static_user {
+            config.static_user = Some(user.clone());
+        }
+        if let Some(ttl) = cli.identity_cache_ttl {
+            config.identity_cache_ttl = Duration::from_secs(ttl);
+        }
 
-        let authorization = cli.authorization.clone().or(file.authorization).unwrap_or_else(|| "always-allow".into());
+        let authorization = cli
+            .authorization
+            .clone()
+            .or(file.authorization)
+            .unwrap_or_else(|| "always-allow".into());
         config.authorization = match authorization.as_str() {
             "always-allow" => AuthorizationMode::AlwaysAllow,
             "always-deny" => AuthorizationMode::AlwaysDeny,
-            "RBAC" => return Err(ConfigError::new("authorization: RBAC is not available in this version")),
-            other => return Err(ConfigError::new(format!("authorization: Unknown authorization strategy '{other}'"))),
+            "RBAC" => AuthorizationMode::Rbac,
+            other => {
+                return Err(ConfigError::new(format!(
+                    "authorization: Unknown authorization strategy '{other}'"
+                )));
+            }
         };
 
         config.log_format = cli.log_format.unwrap_or_default();
         config.log_level = cli
             .log_level
             .clone()
-            .or_else(|| file.log.as_ref().and_then(|l| l.level.clone()).map(|l| l.to_lowercase()))
+            .or_else(|| {
+                file.log
+                    .as_ref()
+                    .and_then(|l| l.level.clone())
+                    .map(|l| l.to_lowercase())
+            })
             .unwrap_or_else(|| "info".into());
         config.log_level = match config.log_level.as_str() {
             "warning" => "warn".into(),
@@ -291,36 +556,49 @@ impl Config {
             other => other.to_string(),
         };
         if tracing_subscriber::EnvFilter::try_new(&config.log_level).is_err() {
-            return Err(ConfigError::new(format!("log level '{}' is not a valid level or filter", config.log_level)));
+            return Err(ConfigError::new(format!(
+                "log level '{}' is not a valid level or filter",
+                config.log_level
+            )));
         }
 
         if let Some(n) = cli.max_body_bytes {
             if n < 1024 {
-                return Err(ConfigError::new("max body size must be at least 1024 bytes"));
+                return Err(ConfigError::new(
+                    "max body size must be at least 1024 bytes",
+                ));
             }
             config.max_body_bytes = n;
         }
         if let Some(s) = cli.request_timeout {
             if s == 0 {
-                return Err(ConfigError::new("request timeout must be at least 1 second"));
+                return Err(ConfigError::new(
+                    "request timeout must be at least 1 second",
+                ));
             }
             config.request_timeout = Duration::from_secs(s);
         }
         if let Some(s) = cli.blocking_timeout {
             if s == 0 {
-                return Err(ConfigError::new("blocking timeout must be at least 1 second"));
+                return Err(ConfigError::new(
+                    "blocking timeout must be at least 1 second",
+                ));
             }
             config.blocking_timeout = Duration::from_secs(s);
         }
         if let Some(n) = cli.watch_cache_events {
             if n == 0 {
-                return Err(ConfigError::new("watch cache size must be at least 1 event"));
+                return Err(ConfigError::new(
+                    "watch cache size must be at least 1 event",
+                ));
             }
             config.watch_cache_events = n;
         }
         if let Some(s) = cli.watch_send_timeout {
             if s == 0 {
-                return Err(ConfigError::new("watch send timeout must be at least 1 second"));
+                return Err(ConfigError::new(
+                    "watch send timeout must be at least 1 second",
+                ));
             }
             config.watch_send_timeout = Duration::from_secs(s);
         }
@@ -405,6 +683,18 @@ pub struct StrategySection {
     pub keystone: Option<ProviderSection>,
     pub keycloak: Option<ProviderSection>,
     pub r#static: Option<StaticSection>,
+    pub oidc: Option<OidcSection>,
+}
+
+/// `authentication.strategy.oidc` section (an extension of upstream's configuration).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct OidcSection {
+    pub enabled: Option<bool>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub username_claim: Option<String>,
+    pub jwks_uri: Option<String>,
 }
 
 /// Keystone / Keycloak sections.
@@ -436,13 +726,15 @@ impl FileConfig {
     pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))?;
-        FileConfig::parse(&text).map_err(|e| ConfigError::new(format!("{}: {}", path.display(), e.0)))
+        FileConfig::parse(&text)
+            .map_err(|e| ConfigError::new(format!("{}: {}", path.display(), e.0)))
     }
 
     /// Parse the YAML text of an `api.yaml`.
     pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
-        let value: serde_json::Value = serde_saphyr::from_str(text)
-            .map_err(|e| ConfigError::new(format!("not valid YAML: {}", first_line(&e.to_string()))))?;
+        let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
+            ConfigError::new(format!("not valid YAML: {}", first_line(&e.to_string())))
+        })?;
         let value = match value {
             serde_json::Value::Null => serde_json::Value::Object(Default::default()),
             v @ serde_json::Value::Object(_) => v,
@@ -454,7 +746,8 @@ impl FileConfig {
 }
 
 fn serde_path_to_error_free(value: serde_json::Value) -> Result<FileConfig, ConfigError> {
-    FileConfig::deserialize(value).map_err(|e| ConfigError::new(first_line(&e.to_string()).to_string()))
+    FileConfig::deserialize(value)
+        .map_err(|e| ConfigError::new(first_line(&e.to_string()).to_string()))
 }
 
 fn first_line(s: &str) -> &str {
@@ -464,10 +757,14 @@ fn first_line(s: &str) -> &str {
 /// Upstream accepts `cors-origin` for `cors_origin` at any level.
 fn underscore_keys(value: serde_json::Value) -> serde_json::Value {
     match value {
-        serde_json::Value::Object(map) => {
-            serde_json::Value::Object(map.into_iter().map(|(k, v)| (k.replace('-', "_"), underscore_keys(v))).collect())
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.replace('-', "_"), underscore_keys(v)))
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(underscore_keys).collect())
         }
-        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(underscore_keys).collect()),
         other => other,
     }
 }
@@ -526,7 +823,12 @@ log:
         let file = FileConfig::parse(UPSTREAM).unwrap();
         let config = Config::from_parts(&Cli::default(), Some(file)).unwrap();
         assert_eq!(config.bind.port(), 8443);
-        assert_eq!(config.storage, StorageConfig::Etcd { endpoints: vec!["http://127.0.0.1:2379".into()] });
+        assert_eq!(
+            config.storage,
+            StorageConfig::Etcd {
+                endpoints: vec!["http://127.0.0.1:2379".into()]
+            }
+        );
         assert_eq!(config.retry_transactions, 3);
         assert_eq!(config.problem_base_url, "http://example.com/problem");
         assert!(config.allow_anonymous);
@@ -546,7 +848,12 @@ log:
         };
         let config = Config::from_parts(&cli, Some(file)).unwrap();
         assert_eq!(config.bind.port(), 9000);
-        assert_eq!(config.storage, StorageConfig::Etcd { endpoints: vec!["http://etcd-0:2379".into(), "http://etcd-1:2379".into()] });
+        assert_eq!(
+            config.storage,
+            StorageConfig::Etcd {
+                endpoints: vec!["http://etcd-0:2379".into(), "http://etcd-1:2379".into()]
+            }
+        );
         assert_eq!(config.authorization, AuthorizationMode::AlwaysDeny);
     }
 
@@ -569,20 +876,59 @@ log:
     fn invalid_settings_give_one_line_reasons() {
         let cases: Vec<(&str, Cli)> = vec![
             ("authorization: bogus\n", Cli::default()),
-            ("tls: {enabled: true, cert: a, key: b, client_ca: c}\n", Cli::default()),
+            ("tls: {enabled: true}\n", Cli::default()),
+            (
+                "authentication: {strategy: {oidc: {enabled: true}}}\n",
+                Cli::default(),
+            ),
+            (
+                "{}",
+                Cli {
+                    keystone_endpoint: Some("keystone:5000".into()),
+                    ..Cli::default()
+                },
+            ),
             ("port: notaport\n", Cli::default()),
             ("- a\n- b\n", Cli::default()),
             ("port: [1\n", Cli::default()),
-            ("{}", Cli { etcd_endpoints: vec!["etcd:2379".into()], ..Cli::default() }),
-            ("{}", Cli { log_level: Some("loud[".into()), ..Cli::default() }),
-            ("{}", Cli { max_body_bytes: Some(10), ..Cli::default() }),
+            (
+                "{}",
+                Cli {
+                    etcd_endpoints: vec!["etcd:2379".into()],
+                    ..Cli::default()
+                },
+            ),
+            (
+                "{}",
+                Cli {
+                    log_level: Some("loud[".into()),
+                    ..Cli::default()
+                },
+            ),
+            (
+                "{}",
+                Cli {
+                    max_body_bytes: Some(10),
+                    ..Cli::default()
+                },
+            ),
         ];
         for (yaml, cli) in cases {
-            let err = FileConfig::parse(yaml).and_then(|f| Config::from_parts(&cli, Some(f))).unwrap_err();
+            let err = FileConfig::parse(yaml)
+                .and_then(|f| Config::from_parts(&cli, Some(f)))
+                .unwrap_err();
             assert!(!err.to_string().contains('\n'), "{err}");
-            assert!(err.to_string().starts_with("invalid configuration: "), "{err}");
+            assert!(
+                err.to_string().starts_with("invalid configuration: "),
+                "{err}"
+            );
         }
-        let err = FileConfig::parse("authorization: bogus\n").and_then(|f| Config::from_parts(&Cli::default(), Some(f))).unwrap_err();
-        assert!(err.to_string().contains("Unknown authorization strategy 'bogus'"));
+        let err = FileConfig::parse("authorization: bogus\n")
+            .and_then(|f| Config::from_parts(&Cli::default(), Some(f)))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Unknown authorization strategy 'bogus'")
+        );
     }
 }

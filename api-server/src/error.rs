@@ -22,6 +22,12 @@ pub enum ProblemTitle {
     /// Create of an existing name.
     #[serde(rename = "RESOURCE_ALREADY_EXISTS")]
     ResourceAlreadyExists,
+    /// Keystone rejected the token.
+    #[serde(rename = "INVALID_KEYSTONE_TOKEN")]
+    InvalidKeystoneToken,
+    /// Keycloak rejected the token.
+    #[serde(rename = "INVALID_KEYCLOAK_TOKEN")]
+    InvalidKeycloakToken,
 }
 
 impl ProblemTitle {
@@ -31,6 +37,8 @@ impl ProblemTitle {
             ProblemTitle::TransactionError => "transaction-error",
             ProblemTitle::UpdateError => "update-error",
             ProblemTitle::ResourceAlreadyExists => "resource-already-exists",
+            ProblemTitle::InvalidKeystoneToken => "invalid-keystone-token",
+            ProblemTitle::InvalidKeycloakToken => "invalid-keycloak-token",
         }
     }
 }
@@ -87,6 +95,18 @@ pub enum Error {
     /// Nobody authenticated the request, or a hook token is wrong.
     #[error("401: {0}")]
     Unauthorized(String),
+    /// An identity provider rejected the presented token (detail as upstream, e.g.
+    /// `Invalid Keystone token (HTTP 401 Unauthorized)`).
+    #[error("{detail}")]
+    InvalidToken {
+        /// Problem title (`None` for OIDC JWTs, which upstream does not know).
+        title: Option<ProblemTitle>,
+        /// Problem detail.
+        detail: String,
+    },
+    /// An identity provider cannot be reached: never a silent allow.
+    #[error("503: Identity provider unavailable: {0}")]
+    IdentityProviderUnavailable(String),
     /// The authorizer denied the request.
     #[error("403: Forbidden")]
     Forbidden,
@@ -94,7 +114,9 @@ pub enum Error {
     #[error("CORS preflight request failed: {0}")]
     CorsRejected(String),
     /// The requested watch revision is older than the history kept.
-    #[error("The requested resource_version {requested} is too old; the oldest available is {oldest}. Re-list and watch again.")]
+    #[error(
+        "The requested resource_version {requested} is too old; the oldest available is {oldest}. Re-list and watch again."
+    )]
     Compacted {
         /// The first revision the client asked for.
         requested: i64,
@@ -129,12 +151,18 @@ impl From<ValidationErrors> for Error {
 impl Error {
     /// A 400 `UPDATE_ERROR`.
     pub fn bad_update(message: impl Into<String>) -> Self {
-        Error::Update { status: StatusCode::BAD_REQUEST, message: message.into() }
+        Error::Update {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
     }
 
     /// A 409 `UPDATE_ERROR`.
     pub fn conflicting_update(message: impl Into<String>) -> Self {
-        Error::Update { status: StatusCode::CONFLICT, message: message.into() }
+        Error::Update {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+        }
     }
 
     /// HTTP status and optional Krake problem title.
@@ -146,14 +174,20 @@ impl Error {
             Error::Update { status, .. } => (*status, Some(UpdateError)),
             Error::Transaction(_) => (StatusCode::CONFLICT, Some(TransactionError)),
             Error::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, None),
-            Error::Validation(_) | Error::InvalidQuery(_) | Error::InvalidPath(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
+            Error::Validation(_) | Error::InvalidQuery(_) | Error::InvalidPath(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, None)
+            }
             Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, None),
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, None),
+            Error::InvalidToken { title, .. } => (StatusCode::UNAUTHORIZED, *title),
+            Error::IdentityProviderUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             Error::Forbidden | Error::CorsRejected(_) => (StatusCode::FORBIDDEN, None),
             Error::Compacted { .. } => (StatusCode::GONE, None),
             Error::BlockingTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, None),
             Error::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
-            Error::CorruptObject { .. } | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            Error::CorruptObject { .. } | Error::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, None)
+            }
         }
     }
 
@@ -164,11 +198,16 @@ impl Error {
             tracing::error!(error = %self, "request failed");
         }
         let type_ = match title {
-            Some(t) if !problem_base_url.is_empty() => format!("{problem_base_url}#{}", t.fragment()),
+            Some(t) if !problem_base_url.is_empty() => {
+                format!("{problem_base_url}#{}", t.fragment())
+            }
             _ => "about:blank".to_string(),
         };
         let detail = match self {
-            Error::Unauthorized(_) | Error::Forbidden | Error::UnsupportedMediaType | Error::PayloadTooLarge => self.to_string(),
+            Error::Unauthorized(_)
+            | Error::Forbidden
+            | Error::UnsupportedMediaType
+            | Error::PayloadTooLarge => self.to_string(),
             Error::Compacted { .. } | Error::BlockingTimeout(_) | Error::StorageUnavailable(_) => {
                 format!("{}: {}", status.as_u16(), self)
             }
@@ -179,7 +218,12 @@ impl Error {
 }
 
 /// Serialize a problem document.
-pub fn problem_response(status: StatusCode, type_: &str, title: Option<ProblemTitle>, detail: &str) -> Response {
+pub fn problem_response(
+    status: StatusCode,
+    type_: &str,
+    title: Option<ProblemTitle>,
+    detail: &str,
+) -> Response {
     #[derive(Serialize)]
     struct Problem<'a> {
         #[serde(rename = "type")]
@@ -189,7 +233,12 @@ pub fn problem_response(status: StatusCode, type_: &str, title: Option<ProblemTi
         status: u16,
         detail: &'a str,
     }
-    let body = krake_crds::json::to_vec(&Problem { type_, title, status: status.as_u16(), detail });
+    let body = krake_crds::json::to_vec(&Problem {
+        type_,
+        title,
+        status: status.as_u16(),
+        detail,
+    });
     let mut response = (status, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

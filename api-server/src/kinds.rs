@@ -3,8 +3,12 @@
 //! does to the status.
 
 use krake_crds::Resource;
-use krake_crds::core::{GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding};
-use krake_crds::infrastructure::{Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider};
+use krake_crds::core::{
+    GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
+};
+use krake_crds::infrastructure::{
+    Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
+};
 use krake_crds::kubernetes::{Application, ApplicationState, Cluster};
 use krake_crds::openstack::{MagnumCluster, Project};
 

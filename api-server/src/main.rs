@@ -6,7 +6,9 @@ use krake_api_server::config::{Cli, Config, LogFormat};
 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(&config.log_level);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -17,7 +19,8 @@ async fn terminated() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -47,14 +50,19 @@ async fn main() {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let server = krake_api_server::start(config).await.context("cannot start")?;
+    let server = krake_api_server::start(config)
+        .await
+        .context("cannot start")?;
     let token = server.shutdown_token();
     tokio::spawn(async move {
         terminated().await;
         tracing::info!("shutting down: closing watch streams and draining requests");
         token.cancel();
     });
-    server.wait().await.context("server stopped with an error")?;
+    server
+        .wait()
+        .await
+        .context("server stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -66,30 +66,65 @@ impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("krake_api");
         let requests = Family::<RequestLabels, Counter>::default();
-        let request_duration = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let request_duration =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
         let open_watchers = Gauge::default();
-        let storage_duration = Family::<StorageLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let storage_duration =
+            Family::<StorageLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
         let storage_errors = Family::<StorageLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests served", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency", request_duration.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            request_duration.clone(),
+        );
         registry.register("open_watchers", "Open watch streams", open_watchers.clone());
-        registry.register("storage_operation_duration_seconds", "Storage operation latency", storage_duration.clone());
-        registry.register("storage_operation_errors", "Failed storage operations", storage_errors.clone());
-        Arc::new(Metrics { registry, requests, request_duration, open_watchers, storage_duration, storage_errors })
+        registry.register(
+            "storage_operation_duration_seconds",
+            "Storage operation latency",
+            storage_duration.clone(),
+        );
+        registry.register(
+            "storage_operation_errors",
+            "Failed storage operations",
+            storage_errors.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            requests,
+            request_duration,
+            open_watchers,
+            storage_duration,
+            storage_errors,
+        })
     }
 
     /// Record one served request.
     pub fn observe_request(&self, route: &str, method: &str, code: u16, elapsed: Duration) {
-        self.requests.get_or_create(&RequestLabels { route: route.to_string(), method: method.to_string(), code }).inc();
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+                code,
+            })
+            .inc();
         self.request_duration
-            .get_or_create(&RouteLabels { route: route.to_string(), method: method.to_string() })
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+            })
             .observe(elapsed.as_secs_f64());
     }
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }
@@ -106,11 +141,18 @@ impl InstrumentedStore {
         InstrumentedStore { inner, metrics }
     }
 
-    async fn measure<T>(&self, operation: &'static str, f: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    async fn measure<T>(
+        &self,
+        operation: &'static str,
+        f: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
         let start = std::time::Instant::now();
         let result = f.await;
         let labels = StorageLabels { operation };
-        self.metrics.storage_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+        self.metrics
+            .storage_duration
+            .get_or_create(&labels)
+            .observe(start.elapsed().as_secs_f64());
         if result.is_err() {
             self.metrics.storage_errors.get_or_create(&labels).inc();
         }
@@ -129,16 +171,24 @@ impl Store for InstrumentedStore {
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<WriteOutcome, Error> {
         self.measure("create", self.inner.create(key, value)).await
     }
-    async fn update(&self, key: &str, value: Vec<u8>, expected: i64) -> Result<WriteOutcome, Error> {
-        self.measure("update", self.inner.update(key, value, expected)).await
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: i64,
+    ) -> Result<WriteOutcome, Error> {
+        self.measure("update", self.inner.update(key, value, expected))
+            .await
     }
     async fn delete(&self, key: &str, expected: i64) -> Result<WriteOutcome, Error> {
-        self.measure("delete", self.inner.delete(key, expected)).await
+        self.measure("delete", self.inner.delete(key, expected))
+            .await
     }
     async fn watch(&self, prefix: &str, start: Option<i64>) -> Result<WatchStream, Error> {
         self.measure("watch", self.inner.watch(prefix, start)).await
     }
     async fn current_revision(&self) -> Result<i64, Error> {
-        self.measure("revision", self.inner.current_revision()).await
+        self.measure("revision", self.inner.current_revision())
+            .await
     }
 }

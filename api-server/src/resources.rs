@@ -30,8 +30,16 @@ pub struct PathParams(pub Params);
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParams {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(PathParams(<Path<Params> as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state).await.map(|p| p.0).unwrap_or_default()))
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(PathParams(
+            <Path<Params> as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state)
+                .await
+                .map(|p| p.0)
+                .unwrap_or_default(),
+        ))
     }
 }
 /// Query parameters in request order.
@@ -39,7 +47,10 @@ pub type QueryParams = Vec<(String, String)>;
 
 /// The value of a query parameter.
 pub fn query_param<'a>(query: &'a QueryParams, name: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The validated URL namespace (`None` for global kinds). Upstream accepts any string and
@@ -50,13 +61,18 @@ pub fn url_namespace<R: Resource>(params: &Params) -> Result<Option<String>, Err
     }
     match params.get("ns") {
         Some(ns) if is_valid_resource_name(ns) => Ok(Some(ns.clone())),
-        Some(ns) => Err(Error::InvalidPath(format!("Invalid namespace '{ns}' in URL: Invalid character in resource namespace."))),
+        Some(ns) => Err(Error::InvalidPath(format!(
+            "Invalid namespace '{ns}' in URL: Invalid character in resource namespace."
+        ))),
         None => Ok(None),
     }
 }
 
 fn url_name(params: &Params) -> Result<&str, Error> {
-    params.get("name").map(String::as_str).ok_or_else(|| Error::Internal("route without {name}".into()))
+    params
+        .get("name")
+        .map(String::as_str)
+        .ok_or_else(|| Error::Internal("route without {name}".into()))
 }
 
 /// Parse a request body as JSON: not JSON at all is 415, as upstream.
@@ -99,7 +115,9 @@ impl PutBody {
         if let Value::Object(map) = &mut probe {
             if R::HAS_STATUS && !map.contains_key("status") {
                 if status_required {
-                    return Err(ValidationErrors::at("status", "Missing data for required field.").into());
+                    return Err(
+                        ValidationErrors::at("status", "Missing data for required field.").into(),
+                    );
                 }
                 omitted_status = true;
                 map.insert("status".into(), Value::Object(Default::default()));
@@ -113,25 +131,42 @@ impl PutBody {
                 match meta.remove("resource_version") {
                     None | Some(Value::Null) => {}
                     Some(Value::String(s)) => resource_version = Some(s),
-                    Some(_) => return Err(ValidationErrors::at("metadata.resource_version", "Not a valid string.").into()),
+                    Some(_) => {
+                        return Err(ValidationErrors::at(
+                            "metadata.resource_version",
+                            "Not a valid string.",
+                        )
+                        .into());
+                    }
                 }
             }
         }
         let decoded = decode::<R>(probe)?;
-        Ok((PutBody { value, omitted_status, omitted_metadata, resource_version }, decoded))
+        Ok((
+            PutBody {
+                value,
+                omitted_status,
+                omitted_metadata,
+                resource_version,
+            },
+            decoded,
+        ))
     }
 
     /// The body with omitted read-only parts taken from `stored`.
     fn complete<R: Resource>(&self, stored: &R) -> Result<R, Error> {
         let mut value = self.value.clone();
-        let stored_value = serde_json::to_value(stored).map_err(|e| Error::Internal(e.to_string()))?;
+        let stored_value =
+            serde_json::to_value(stored).map_err(|e| Error::Internal(e.to_string()))?;
         if let (Value::Object(map), Value::Object(stored_map)) = (&mut value, &stored_value) {
             if self.omitted_status
                 && let Some(status) = stored_map.get("status")
             {
                 map.insert("status".into(), status.clone());
             }
-            if let (Some(Value::Object(meta)), Some(Value::Object(stored_meta))) = (map.get_mut("metadata"), stored_map.get("metadata")) {
+            if let (Some(Value::Object(meta)), Some(Value::Object(stored_meta))) =
+                (map.get_mut("metadata"), stored_map.get("metadata"))
+            {
                 meta.remove("resource_version");
                 for key in &self.omitted_metadata {
                     if let Some(v) = stored_meta.get(*key) {
@@ -176,7 +211,15 @@ pub async fn create<R: ApiKind>(
     body: Bytes,
 ) -> Result<Response, Error> {
     let namespace = url_namespace::<R>(&params)?;
-    state.authorize(&caller, Access { api: R::API, resource: R::PLURAL, verb: Verb::Create, namespace: namespace.as_deref() })?;
+    state.authorize(
+        &caller,
+        Access {
+            api: R::API,
+            resource: R::PLURAL,
+            verb: Verb::Create,
+            namespace: namespace.as_deref(),
+        },
+    )?;
     let mut object = decode_create::<R>(parse_json(&body)?)?;
     let now = Timestamp::now();
     {
@@ -198,9 +241,21 @@ pub async fn create<R: ApiKind>(
         None => None,
     };
 
-    match state.store.create(&key, encode_for_storage(&mut object)).await? {
-        WriteOutcome::Written(rev) => object.metadata_mut().resource_version = Some(rev.to_string()),
-        WriteOutcome::Conflict => return Err(Error::AlreadyExists { kind: R::KIND, name, namespace }),
+    match state
+        .store
+        .create(&key, encode_for_storage(&mut object))
+        .await?
+    {
+        WriteOutcome::Written(rev) => {
+            object.metadata_mut().resource_version = Some(rev.to_string())
+        }
+        WriteOutcome::Conflict => {
+            return Err(Error::AlreadyExists {
+                kind: R::KIND,
+                name,
+                namespace,
+            });
+        }
     }
     tracing::info!(kind = R::KIND, name = %object.metadata().name, namespace = ?namespace, "created");
     match (blocking, waiter) {
@@ -216,8 +271,18 @@ pub async fn read<R: ApiKind>(
     PathParams(params): PathParams,
 ) -> Result<Response, Error> {
     let namespace = url_namespace::<R>(&params)?;
-    state.authorize(&caller, Access { api: R::API, resource: R::PLURAL, verb: Verb::Get, namespace: namespace.as_deref() })?;
-    let loaded = state.load::<R>(namespace.as_deref(), url_name(&params)?).await?;
+    state.authorize(
+        &caller,
+        Access {
+            api: R::API,
+            resource: R::PLURAL,
+            verb: Verb::Get,
+            namespace: namespace.as_deref(),
+        },
+    )?;
+    let loaded = state
+        .load::<R>(namespace.as_deref(), url_name(&params)?)
+        .await?;
     Ok(object_response(&loaded.object))
 }
 
@@ -229,7 +294,15 @@ pub async fn list<R: ApiKind>(
     Query(query): Query<QueryParams>,
 ) -> Result<Response, Error> {
     let namespace = url_namespace::<R>(&params)?;
-    state.authorize(&caller, Access { api: R::API, resource: R::PLURAL, verb: Verb::List, namespace: namespace.as_deref() })?;
+    state.authorize(
+        &caller,
+        Access {
+            api: R::API,
+            resource: R::PLURAL,
+            verb: Verb::List,
+            namespace: namespace.as_deref(),
+        },
+    )?;
     let options = watch::WatchOptions::from_query(&query)?;
     if query_param(&query, "watch").is_some() {
         return watch::watch::<R>(state, namespace, options).await;
@@ -237,7 +310,8 @@ pub async fn list<R: ApiKind>(
     let (kvs, revision) = state.store.list(&R::prefix(namespace.as_deref())).await?;
     // Items are decoded and written one at a time, so a large list never holds every
     // decoded object at once; the output is the list object upstream sends.
-    let mut body = Vec::with_capacity(kvs.iter().map(|kv| kv.value.len() + 32).sum::<usize>() + 128);
+    let mut body =
+        Vec::with_capacity(kvs.iter().map(|kv| kv.value.len() + 32).sum::<usize>() + 128);
     body.extend_from_slice(
         format!(
             "{{\"api\": \"{}\", \"kind\": \"{}List\", \"metadata\": {{\"resource_version\": \"{revision}\"}}, \"items\": [",
@@ -270,18 +344,36 @@ pub async fn update<R: ApiKind>(
     body: Bytes,
 ) -> Result<Response, Error> {
     let namespace = url_namespace::<R>(&params)?;
-    state.authorize(&caller, Access { api: R::API, resource: R::PLURAL, verb: Verb::Update, namespace: namespace.as_deref() })?;
+    state.authorize(
+        &caller,
+        Access {
+            api: R::API,
+            resource: R::PLURAL,
+            verb: Verb::Update,
+            namespace: namespace.as_deref(),
+        },
+    )?;
     let (put, _) = PutBody::parse::<R>(&body, false)?;
     let name = url_name(&params)?.to_string();
     state
         .retrying(|| async {
-            let Loaded { object: stored, revision } = state.load::<R>(namespace.as_deref(), &name).await?;
+            let Loaded {
+                object: stored,
+                revision,
+            } = state.load::<R>(namespace.as_deref(), &name).await?;
             put.check_precondition(revision)?;
             let body = put.complete(&stored)?;
             let stored_meta = stored.metadata();
             let body_meta = body.metadata();
-            if stored_meta.deleted.is_some() && !body_meta.finalizers.iter().all(|f| stored_meta.finalizers.contains(f)) {
-                return Err(Error::conflicting_update("Finalizers can only be removed if a deletion is in progress."));
+            if stored_meta.deleted.is_some()
+                && !body_meta
+                    .finalizers
+                    .iter()
+                    .all(|f| stored_meta.finalizers.contains(f))
+            {
+                return Err(Error::conflicting_update(
+                    "Finalizers can only be removed if a deletion is in progress.",
+                ));
             }
             let mut unchanged = stored.clone();
             unchanged.metadata_mut().resource_version = None;
@@ -307,12 +399,13 @@ pub async fn update<R: ApiKind>(
                 meta.owners = body_meta.owners.clone();
                 meta.modified = Timestamp::now();
             }
-            let done = if merged.metadata().deleted.is_some() && merged.metadata().finalizers.is_empty() {
-                // The last finalizer is gone: the object leaves the store.
-                state.remove(&merged, revision).await?.map(|_| ())
-            } else {
-                state.write(&mut merged, revision).await?.map(|_| ())
-            };
+            let done =
+                if merged.metadata().deleted.is_some() && merged.metadata().finalizers.is_empty() {
+                    // The last finalizer is gone: the object leaves the store.
+                    state.remove(&merged, revision).await?.map(|_| ())
+                } else {
+                    state.write(&mut merged, revision).await?.map(|_| ())
+                };
             match done {
                 Some(()) => Ok(Some(object_response(&merged))),
                 None if put.resource_version.is_some() => Err(Error::Transaction(
@@ -333,15 +426,31 @@ pub async fn update_status<R: ApiKind>(
 ) -> Result<Response, Error> {
     let namespace = url_namespace::<R>(&params)?;
     let resource = format!("{}/status", R::PLURAL);
-    state.authorize(&caller, Access { api: R::API, resource: &resource, verb: Verb::Update, namespace: namespace.as_deref() })?;
+    state.authorize(
+        &caller,
+        Access {
+            api: R::API,
+            resource: &resource,
+            verb: Verb::Update,
+            namespace: namespace.as_deref(),
+        },
+    )?;
     let (put, body) = PutBody::parse::<R>(&body, true)?;
     let name = url_name(&params)?.to_string();
     state
         .retrying(|| async {
-            let Loaded { object: mut merged, revision } = state.load::<R>(namespace.as_deref(), &name).await?;
+            let Loaded {
+                object: mut merged,
+                revision,
+            } = state.load::<R>(namespace.as_deref(), &name).await?;
             put.check_precondition(revision)?;
-            merged.merge_status_from(&body).map_err(|f| immutable(f.0))?;
-            Ok(state.write(&mut merged, revision).await?.map(|_| object_response(&merged)))
+            merged
+                .merge_status_from(&body)
+                .map_err(|f| immutable(f.0))?;
+            Ok(state
+                .write(&mut merged, revision)
+                .await?
+                .map(|_| object_response(&merged)))
         })
         .await
 }
@@ -354,7 +463,15 @@ pub async fn delete<R: ApiKind>(
     Query(query): Query<QueryParams>,
 ) -> Result<Response, Error> {
     let namespace = url_namespace::<R>(&params)?;
-    state.authorize(&caller, Access { api: R::API, resource: R::PLURAL, verb: Verb::Delete, namespace: namespace.as_deref() })?;
+    state.authorize(
+        &caller,
+        Access {
+            api: R::API,
+            resource: R::PLURAL,
+            verb: Verb::Delete,
+            namespace: namespace.as_deref(),
+        },
+    )?;
     let name = url_name(&params)?.to_string();
     let key = R::key(namespace.as_deref(), &name);
     let blocking = blocking_param::<R>(&query);
@@ -365,7 +482,10 @@ pub async fn delete<R: ApiKind>(
     let force = R::FORCE_DELETE && query_param(&query, "force") == Some("True");
     let object = state
         .retrying(|| async {
-            let Loaded { mut object, revision } = state.load::<R>(namespace.as_deref(), &name).await?;
+            let Loaded {
+                mut object,
+                revision,
+            } = state.load::<R>(namespace.as_deref(), &name).await?;
             if force {
                 object.metadata_mut().deleted = Some(Timestamp::now());
                 return Ok(state.remove(&object, revision).await?.map(|_| object));
@@ -374,7 +494,10 @@ pub async fn delete<R: ApiKind>(
                 return Ok(Some(object));
             }
             object.metadata_mut().deleted = Some(Timestamp::now());
-            object.metadata_mut().finalizers.push("cascade_deletion".into());
+            object
+                .metadata_mut()
+                .finalizers
+                .push("cascade_deletion".into());
             object.on_delete();
             Ok(state.write(&mut object, revision).await?.map(|_| object))
         })
@@ -399,14 +522,25 @@ impl BlockingWait {
         let cache = state.cache::<R>()?;
         cache.wait_established(Duration::from_secs(5)).await?;
         match cache.subscribe(None) {
-            Subscription::Cached { replay, live } => Ok(BlockingWait { key: key.to_string(), replay, live }),
-            Subscription::TooOld => Err(Error::Internal("fresh subscription cannot be too old".into())),
+            Subscription::Cached { replay, live } => Ok(BlockingWait {
+                key: key.to_string(),
+                replay,
+                live,
+            }),
+            Subscription::TooOld => Err(Error::Internal(
+                "fresh subscription cannot be too old".into(),
+            )),
         }
     }
 
     /// Wait until the object reaches `wanted` (a state name, or `DELETED` for removal);
     /// answer with the object at that point.
-    async fn wait_for_state<R: Resource>(mut self, state: &AppState, wanted: &str, requested: R) -> Result<Response, Error> {
+    async fn wait_for_state<R: Resource>(
+        mut self,
+        state: &AppState,
+        wanted: &str,
+        requested: R,
+    ) -> Result<Response, Error> {
         let timeout = state.config.blocking_timeout;
         let shutdown = state.shutdown.clone();
         let wait = async {
@@ -418,7 +552,9 @@ impl BlockingWait {
                         Ok(e) => e,
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                            return Err(Error::StorageUnavailable("watch closed while blocking".into()));
+                            return Err(Error::StorageUnavailable(
+                                "watch closed while blocking".into(),
+                            ));
                         }
                     },
                 };
@@ -442,11 +578,15 @@ impl BlockingWait {
             Some(object) => Ok(json_response(StatusCode::OK, object.to_vec())),
             None => {
                 // Upstream answers with the requested object, its state set to DELETED.
-                let mut value = serde_json::to_value(&requested).map_err(|e| Error::Internal(e.to_string()))?;
+                let mut value =
+                    serde_json::to_value(&requested).map_err(|e| Error::Internal(e.to_string()))?;
                 if let Some(status) = value.get_mut("status").and_then(Value::as_object_mut) {
                     status.insert("state".into(), Value::String("DELETED".into()));
                 }
-                Ok(json_response(StatusCode::OK, krake_crds::json::to_vec(&value)))
+                Ok(json_response(
+                    StatusCode::OK,
+                    krake_crds::json::to_vec(&value),
+                ))
             }
         }
     }

@@ -11,8 +11,12 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, extract::DefaultBodyLimit};
-use krake_crds::core::{GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding};
-use krake_crds::infrastructure::{Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider};
+use krake_crds::core::{
+    GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
+};
+use krake_crds::infrastructure::{
+    Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
+};
 use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::openstack::{MagnumCluster, Project};
 use tracing::Instrument;
@@ -36,13 +40,27 @@ fn kind_routes<R: ApiKind>(router: Router<AppState>) -> Router<AppState> {
         (collection.clone(), format!("{collection}/{{name}}"))
     };
     let mut router = router
-        .route(&collection, post(resources::create::<R>).get(resources::list::<R>))
-        .route(&object, get(resources::read::<R>).put(resources::update::<R>).delete(resources::delete::<R>));
+        .route(
+            &collection,
+            post(resources::create::<R>).get(resources::list::<R>),
+        )
+        .route(
+            &object,
+            get(resources::read::<R>)
+                .put(resources::update::<R>)
+                .delete(resources::delete::<R>),
+        );
     if R::NAMESPACED {
-        router = router.route(&format!("/{}/{}", R::API, R::PLURAL), get(resources::list::<R>));
+        router = router.route(
+            &format!("/{}/{}", R::API, R::PLURAL),
+            get(resources::list::<R>),
+        );
     }
     if R::HAS_STATUS {
-        router = router.route(&format!("{object}/status"), put(resources::update_status::<R>));
+        router = router.route(
+            &format!("{object}/status"),
+            put(resources::update_status::<R>),
+        );
     }
     router
 }
@@ -66,12 +84,30 @@ pub fn router(state: AppState) -> Router {
     router = kind_routes::<Cloud>(router);
     let apps = "/kubernetes/namespaces/{ns}/applications/{name}";
     router = router
-        .route(&format!("{apps}/binding"), put(subresources::application_binding))
-        .route(&format!("{apps}/complete"), put(subresources::application_complete))
-        .route(&format!("{apps}/shutdown"), put(subresources::application_shutdown))
-        .route(&format!("{apps}/retry"), put(subresources::application_retry))
-        .route("/kubernetes/namespaces/{ns}/clusters/{name}/binding", put(subresources::cluster_binding))
-        .route("/openstack/namespaces/{ns}/magnumclusters/{name}/binding", put(subresources::magnum_cluster_binding))
+        .route(
+            &format!("{apps}/binding"),
+            put(subresources::application_binding),
+        )
+        .route(
+            &format!("{apps}/complete"),
+            put(subresources::application_complete),
+        )
+        .route(
+            &format!("{apps}/shutdown"),
+            put(subresources::application_shutdown),
+        )
+        .route(
+            &format!("{apps}/retry"),
+            put(subresources::application_retry),
+        )
+        .route(
+            "/kubernetes/namespaces/{ns}/clusters/{name}/binding",
+            put(subresources::cluster_binding),
+        )
+        .route(
+            "/openstack/namespaces/{ns}/magnumclusters/{name}/binding",
+            put(subresources::magnum_cluster_binding),
+        )
         .route("/", get(version))
         .route("/me", get(me))
         .route("/release", get(release))
@@ -95,16 +131,25 @@ async fn not_found() -> Response {
 }
 
 async fn version() -> Response {
-    json_response(StatusCode::OK, krake_crds::json::to_vec(&serde_json::json!({"version": KRAKE_VERSION})))
+    json_response(
+        StatusCode::OK,
+        krake_crds::json::to_vec(&serde_json::json!({"version": KRAKE_VERSION})),
+    )
 }
 
 async fn me(Extension(caller): Extension<Caller>) -> Response {
     // Role bindings come with RBAC; until then a user has no roles.
-    json_response(StatusCode::OK, krake_crds::json::to_vec(&serde_json::json!({"user": caller.user, "roles": []})))
+    json_response(
+        StatusCode::OK,
+        krake_crds::json::to_vec(&serde_json::json!({"user": caller.user, "roles": []})),
+    )
 }
 
 async fn release() -> Response {
-    json_response(StatusCode::ACCEPTED, krake_crds::json::to_vec(&"You released the Krake."))
+    json_response(
+        StatusCode::ACCEPTED,
+        krake_crds::json::to_vec(&"You released the Krake."),
+    )
 }
 
 async fn livez() -> &'static str {
@@ -112,13 +157,29 @@ async fn livez() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let store_ok = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.current_revision()).await;
+    let store_ok = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.store.current_revision(),
+    )
+    .await;
     let caches_ok = state.caches.values().all(|c| c.is_established());
     match store_ok {
         Ok(Ok(_)) if caches_ok => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Ok(_)) => (StatusCode::SERVICE_UNAVAILABLE, "watch caches not established\n").into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("storage unreachable: {e}\n")).into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unreachable: timeout\n").into_response(),
+        Ok(Ok(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "watch caches not established\n",
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("storage unreachable: {e}\n"),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage unreachable: timeout\n",
+        )
+            .into_response(),
     }
 }
 
@@ -148,7 +209,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     // Watches stream for as long as the client wants; `blocking` requests have their own
     // time limit (`blocking_timeout`).
     let is_long = request.uri().query().is_some_and(|q| {
-        q.split('&').any(|p| p == "watch" || p.starts_with("watch=") || (p.starts_with("blocking=") && p != "blocking=False"))
+        q.split('&').any(|p| {
+            p == "watch"
+                || p.starts_with("watch=")
+                || (p.starts_with("blocking=") && p != "blocking=False")
+        })
     });
     let span = tracing::info_span!("request", method = %method, path = %request.uri().path(), route = %route);
     let limit = state.config.request_timeout;
@@ -158,7 +223,12 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         } else {
             match tokio::time::timeout(limit, next.run(request)).await {
                 Ok(r) => r,
-                Err(_) => problem_response(StatusCode::SERVICE_UNAVAILABLE, "about:blank", None, "503: Request timed out"),
+                Err(_) => problem_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "about:blank",
+                    None,
+                    "503: Request timed out",
+                ),
             }
         }
     }
@@ -166,8 +236,16 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     .await;
     let elapsed = start.elapsed();
     let status = response.status();
-    span.in_scope(|| tracing::debug!(status = status.as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1000.0, "served"));
-    state.metrics.observe_request(&route, method.as_str(), status.as_u16(), elapsed);
+    span.in_scope(|| {
+        tracing::debug!(
+            status = status.as_u16(),
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "served"
+        )
+    });
+    state
+        .metrics
+        .observe_request(&route, method.as_str(), status.as_u16(), elapsed);
     response
 }
 
@@ -187,14 +265,22 @@ async fn problems(State(state): State<AppState>, request: Request, next: Next) -
         return with_problem_base(response, &state.config.problem_base_url).await;
     }
     let (mut parts, _) = response.into_parts();
-    let detail = format!("{}: {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    let detail = format!(
+        "{}: {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
     let status = if status == StatusCode::BAD_REQUEST {
         // axum rejects a malformed query string with 400; it is a validation error.
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         status
     };
-    let detail = if status == StatusCode::UNPROCESSABLE_ENTITY { "422: Invalid query string".to_string() } else { detail };
+    let detail = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        "422: Invalid query string".to_string()
+    } else {
+        detail
+    };
     let mut problem = problem_response(status, "about:blank", None, &detail);
     if let Some(allow) = parts.headers.remove(header::ALLOW) {
         problem.headers_mut().insert(header::ALLOW, allow);
@@ -215,9 +301,18 @@ async fn with_problem_base(response: Response, base: &str) -> Response {
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return Response::from_parts(parts, Body::from(bytes));
     };
-    if let (Some(title), Some(obj)) = (value.get("title").and_then(|t| t.as_str()).map(str::to_string), value.as_object_mut()) {
+    if let (Some(title), Some(obj)) = (
+        value
+            .get("title")
+            .and_then(|t| t.as_str())
+            .map(str::to_string),
+        value.as_object_mut(),
+    ) {
         let fragment = title.to_lowercase().replace('_', "-");
-        obj.insert("type".into(), serde_json::Value::String(format!("{base}#{fragment}")));
+        obj.insert(
+            "type".into(),
+            serde_json::Value::String(format!("{base}#{fragment}")),
+        );
     }
     let mut parts = parts;
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -230,7 +325,11 @@ const CORS_METHODS: [&str; 5] = ["DELETE", "GET", "OPTIONS", "POST", "PUT"];
 /// here, before authentication; actual requests from the origin get the allow headers.
 async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let allowed = state.config.cors_origin.as_str();
-    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let origin_ok = |o: &str| allowed == "*" || allowed == o;
     if request.method() == Method::OPTIONS {
         return preflight(request.headers(), origin.as_deref(), origin_ok);
@@ -239,17 +338,25 @@ async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Re
     if let Some(origin) = origin.filter(|o| origin_ok(o))
         && let Ok(value) = HeaderValue::from_str(&origin)
     {
-        response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
         response
             .headers_mut()
-            .insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        response.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
     }
     response
 }
 
-fn preflight(headers: &HeaderMap, origin: Option<&str>, origin_ok: impl Fn(&str) -> bool) -> Response {
+fn preflight(
+    headers: &HeaderMap,
+    origin: Option<&str>,
+    origin_ok: impl Fn(&str) -> bool,
+) -> Response {
     let Some(origin) = origin else {
-        return Error::CorsRejected("origin header is not specified in the request".into()).to_problem("");
+        return Error::CorsRejected("origin header is not specified in the request".into())
+            .to_problem("");
     };
     if !origin_ok(origin) {
         return Error::CorsRejected(format!("origin '{origin}' is not allowed")).to_problem("");
@@ -259,18 +366,26 @@ fn preflight(headers: &HeaderMap, origin: Option<&str>, origin_ok: impl Fn(&str)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if !CORS_METHODS.contains(&method) {
-        return Error::CorsRejected(format!("request method '{method}' is not allowed for '{origin}' origin")).to_problem("");
+        return Error::CorsRejected(format!(
+            "request method '{method}' is not allowed for '{origin}' origin"
+        ))
+        .to_problem("");
     }
     let mut response = StatusCode::OK.into_response();
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(origin) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
     }
-    h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
     if let Ok(v) = HeaderValue::from_str(method) {
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
     }
-    if let Some(requested) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).and_then(|v| v.to_str().ok())
+    if let Some(requested) = headers
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .and_then(|v| v.to_str().ok())
         && let Ok(v) = HeaderValue::from_str(&requested.to_uppercase())
     {
         h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
@@ -284,7 +399,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
-    match state.authenticators.authenticate(&parts) {
+    match state.authenticators.authenticate(&parts).await {
         Ok(caller) => {
             parts.extensions.insert(caller);
             request = Request::from_parts(parts, body);

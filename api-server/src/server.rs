@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use krake_crds::Resource;
-use krake_crds::core::{GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding};
-use krake_crds::infrastructure::{Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider};
+use krake_crds::core::{
+    GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
+};
+use krake_crds::infrastructure::{
+    Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
+};
 use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::openstack::{MagnumCluster, Project};
 use tokio::net::TcpListener;
@@ -62,20 +66,35 @@ impl RunningServer {
 /// Open the configured storage backend.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, Error> {
     Ok(match &config.storage {
-        StorageConfig::Etcd { endpoints } => Arc::new(EtcdStore::connect(endpoints.clone(), Duration::from_secs(5)).await?),
-        StorageConfig::Embedded { data_dir, history_limit } => {
+        StorageConfig::Etcd { endpoints } => {
+            Arc::new(EtcdStore::connect(endpoints.clone(), Duration::from_secs(5)).await?)
+        }
+        StorageConfig::Embedded {
+            data_dir,
+            history_limit,
+        } => {
             let dir = data_dir.clone();
-            tokio::fs::create_dir_all(&dir)
-                .await
-                .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", dir.display())))?;
+            tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+                Error::Internal(format!(
+                    "cannot create data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
             Arc::new(EmbeddedStore::open(dir.join("krake.redb"), *history_limit).await?)
         }
     })
 }
 
-fn add_cache<R: Resource>(caches: &mut HashMap<String, Arc<WatchCache>>, store: &Arc<dyn Store>, capacity: usize) {
+fn add_cache<R: Resource>(
+    caches: &mut HashMap<String, Arc<WatchCache>>,
+    store: &Arc<dyn Store>,
+    capacity: usize,
+) {
     let prefix = R::prefix(None);
-    caches.insert(prefix.clone(), WatchCache::new(prefix, store.clone(), renderer::<R>(), capacity));
+    caches.insert(
+        prefix.clone(),
+        WatchCache::new(prefix, store.clone(), renderer::<R>(), capacity),
+    );
 }
 
 /// Bind and start serving; returns once the socket listens.
@@ -85,7 +104,14 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
 }
 
 /// Bind and start serving on an already opened store.
-pub async fn start_with_store(config: Config, store: Arc<dyn Store>) -> Result<RunningServer, Error> {
+pub async fn start_with_store(
+    config: Config,
+    store: Arc<dyn Store>,
+) -> Result<RunningServer, Error> {
+    if config.tls.is_some() {
+        return Err(Error::Internal("TLS serving is not implemented yet".into()));
+    }
+    let authorizer = authorizer_from_config(&config)?;
     let metrics = Metrics::new();
     let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, metrics.clone()));
     let shutdown = CancellationToken::new();
@@ -112,11 +138,13 @@ pub async fn start_with_store(config: Config, store: Arc<dyn Store>) -> Result<R
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.bind)))?;
-    let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let state = AppState(Arc::new(Shared {
         store,
         authenticators: AuthenticatorChain::from_config(&config),
-        authorizer: authorizer_from_config(&config),
+        authorizer,
         config,
         metrics,
         caches,
@@ -130,5 +158,9 @@ pub async fn start_with_store(config: Config, store: Arc<dyn Store>) -> Result<R
             .await
     });
     tracing::info!(%addr, "Krake API server listening");
-    Ok(RunningServer { addr, shutdown, task })
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        task,
+    })
 }

@@ -67,18 +67,36 @@ impl Shared {
     }
 
     /// Read one object, or `NotFound`.
-    pub async fn load<R: Resource>(&self, namespace: Option<&str>, name: &str) -> Result<Loaded<R>, Error> {
+    pub async fn load<R: Resource>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Loaded<R>, Error> {
         let key = R::key(namespace, name);
         match self.store.get(&key).await? {
-            Some(kv) => Ok(Loaded { object: decode_stored::<R>(&kv)?, revision: kv.mod_revision }),
-            None => Err(Error::NotFound { kind: R::KIND, name: name.to_string(), namespace: namespace.map(str::to_string) }),
+            Some(kv) => Ok(Loaded {
+                object: decode_stored::<R>(&kv)?,
+                revision: kv.mod_revision,
+            }),
+            None => Err(Error::NotFound {
+                kind: R::KIND,
+                name: name.to_string(),
+                namespace: namespace.map(str::to_string),
+            }),
         }
     }
 
     /// Conditionally overwrite an object read at `revision`; returns the new revision,
     /// or `None` on a conflicting concurrent write.
-    pub async fn write<R: Resource>(&self, object: &mut R, revision: i64) -> Result<Option<i64>, Error> {
-        let key = R::key(object.metadata().namespace.as_deref(), &object.metadata().name);
+    pub async fn write<R: Resource>(
+        &self,
+        object: &mut R,
+        revision: i64,
+    ) -> Result<Option<i64>, Error> {
+        let key = R::key(
+            object.metadata().namespace.as_deref(),
+            &object.metadata().name,
+        );
         let value = encode_for_storage(object);
         match self.store.update(&key, value, revision).await? {
             WriteOutcome::Written(rev) => {
@@ -90,8 +108,15 @@ impl Shared {
     }
 
     /// Conditionally remove an object read at `revision`; `None` on conflict.
-    pub async fn remove<R: Resource>(&self, object: &R, revision: i64) -> Result<Option<i64>, Error> {
-        let key = R::key(object.metadata().namespace.as_deref(), &object.metadata().name);
+    pub async fn remove<R: Resource>(
+        &self,
+        object: &R,
+        revision: i64,
+    ) -> Result<Option<i64>, Error> {
+        let key = R::key(
+            object.metadata().namespace.as_deref(),
+            &object.metadata().name,
+        );
         match self.store.delete(&key, revision).await? {
             WriteOutcome::Written(rev) => Ok(Some(rev)),
             WriteOutcome::Conflict => Ok(None),
@@ -117,8 +142,10 @@ impl Shared {
 /// Decode a stored value. Stored objects were validated when written, so only the
 /// structure is checked here (a corrupt value is a server-side problem, not a client's).
 pub fn decode_stored<R: Resource>(kv: &KeyValue) -> Result<R, Error> {
-    let mut object: R = serde_json::from_slice(&kv.value)
-        .map_err(|e| Error::CorruptObject { key: kv.key.clone(), reason: e.to_string() })?;
+    let mut object: R = serde_json::from_slice(&kv.value).map_err(|e| Error::CorruptObject {
+        key: kv.key.clone(),
+        reason: e.to_string(),
+    })?;
     object.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
     Ok(object)
 }
@@ -135,9 +162,10 @@ pub fn encode_for_storage<R: Resource>(object: &mut R) -> Vec<u8> {
 /// A 200 JSON response with upstream's content type.
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     response
 }
 

@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
 use krake_crds::infrastructure::CloudBinding;
-use krake_crds::kubernetes::{Application, ApplicationState, Cluster, ClusterBinding, Complete, Shutdown};
+use krake_crds::kubernetes::{
+    Application, ApplicationState, Cluster, ClusterBinding, Complete, Shutdown,
+};
 use krake_crds::openstack::{MagnumCluster, MagnumClusterBinding};
 use krake_crds::{Resource, ResourceRef, Timestamp, decode_request};
 
@@ -15,11 +17,27 @@ use crate::error::Error;
 use crate::resources::{Params, PathParams, parse_json, url_namespace};
 use crate::state::{AppState, Loaded, object_response};
 
-fn authorize_sub<R: Resource>(state: &AppState, caller: &Caller, params: &Params, sub: &str) -> Result<(Option<String>, String), Error> {
+fn authorize_sub<R: Resource>(
+    state: &AppState,
+    caller: &Caller,
+    params: &Params,
+    sub: &str,
+) -> Result<(Option<String>, String), Error> {
     let namespace = url_namespace::<R>(params)?;
     let resource = format!("{}/{}", R::PLURAL, sub);
-    state.authorize(caller, Access { api: R::API, resource: &resource, verb: Verb::Update, namespace: namespace.as_deref() })?;
-    let name = params.get("name").cloned().ok_or_else(|| Error::Internal("route without {name}".into()))?;
+    state.authorize(
+        caller,
+        Access {
+            api: R::API,
+            resource: &resource,
+            verb: Verb::Update,
+            namespace: namespace.as_deref(),
+        },
+    )?;
+    let name = params
+        .get("name")
+        .cloned()
+        .ok_or_else(|| Error::Internal("route without {name}".into()))?;
     Ok((namespace, name))
 }
 
@@ -32,9 +50,15 @@ async fn modify<R: Resource>(
 ) -> Result<Response, Error> {
     state
         .retrying(|| async {
-            let Loaded { mut object, revision } = state.load::<R>(namespace, name).await?;
+            let Loaded {
+                mut object,
+                revision,
+            } = state.load::<R>(namespace, name).await?;
             change(&mut object)?;
-            Ok(state.write(&mut object, revision).await?.map(|_| object_response(&object)))
+            Ok(state
+                .write(&mut object, revision)
+                .await?
+                .map(|_| object_response(&object)))
         })
         .await
 }
@@ -91,7 +115,9 @@ pub async fn magnum_cluster_binding(
     body: Bytes,
 ) -> Result<Response, Error> {
     let (namespace, name) = authorize_sub::<MagnumCluster>(&state, &caller, &params, "binding")?;
-    state.load::<MagnumCluster>(namespace.as_deref(), &name).await?;
+    state
+        .load::<MagnumCluster>(namespace.as_deref(), &name)
+        .await?;
     let binding: MagnumClusterBinding = decode_request(parse_json(&body)?)?;
     modify::<MagnumCluster>(&state, namespace.as_deref(), &name, |cluster| {
         cluster.status.project = Some(binding.project.clone());
@@ -141,7 +167,10 @@ pub async fn application_shutdown(
             (Some(expected), Some(given)) if expected == given => {}
             _ => return Err(invalid_token()),
         }
-        if matches!(app.status.state, ApplicationState::WaitingForCleaning | ApplicationState::Degraded) {
+        if matches!(
+            app.status.state,
+            ApplicationState::WaitingForCleaning | ApplicationState::Degraded
+        ) {
             app.status.state = ApplicationState::ReadyForAction;
             app.status.shutdown_grace_period = None;
         }

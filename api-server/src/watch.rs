@@ -35,7 +35,12 @@ impl WatchOptions {
             Some(v) => match v.trim().parse::<i64>() {
                 Ok(0) => None,
                 Ok(n) if n > 0 => Some(Duration::from_secs(n as u64)),
-                Ok(_) => return Err(invalid_query("heartbeat", "Must be greater than or equal to 0.")),
+                Ok(_) => {
+                    return Err(invalid_query(
+                        "heartbeat",
+                        "Must be greater than or equal to 0.",
+                    ));
+                }
                 Err(_) => return Err(invalid_query("heartbeat", "Not a valid integer.")),
             },
         };
@@ -46,16 +51,23 @@ impl WatchOptions {
                 _ => return Err(invalid_query("resource_version", "Not a valid revision.")),
             },
         };
-        Ok(WatchOptions { heartbeat, resource_version })
+        Ok(WatchOptions {
+            heartbeat,
+            resource_version,
+        })
     }
 }
 
 fn invalid_query(field: &str, message: &str) -> Error {
-    Error::InvalidQuery(krake_crds::json::to_string(&serde_json::json!({"query": {field: [message]}})))
+    Error::InvalidQuery(krake_crds::json::to_string(
+        &serde_json::json!({"query": {field: [message]}}),
+    ))
 }
 
 fn key_segment_ok(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// Split a storage key of kind `R` into namespace and name; `None` when the key does not
@@ -79,16 +91,26 @@ pub fn renderer<R: Resource>() -> Renderer {
         let namespace = namespace.map(str::to_string);
         let (event_type, object) = match event {
             WatchEvent::Put { kv } => {
-                let t = if kv.create_revision == kv.mod_revision { EventType::Added } else { EventType::Modified };
+                let t = if kv.create_revision == kv.mod_revision {
+                    EventType::Added
+                } else {
+                    EventType::Modified
+                };
                 (t, decode_stored::<R>(kv)?)
             }
-            WatchEvent::Delete { prev: Some(prev), revision, .. } => {
+            WatchEvent::Delete {
+                prev: Some(prev),
+                revision,
+                ..
+            } => {
                 let mut object = decode_stored::<R>(prev)?;
                 // The deletion revision lets a client resume after this event.
                 object.metadata_mut().resource_version = Some(revision.to_string());
                 (EventType::Deleted, object)
             }
-            WatchEvent::Delete { prev: None, key, .. } => {
+            WatchEvent::Delete {
+                prev: None, key, ..
+            } => {
                 tracing::warn!(key = %key, "deletion without the previous value; event skipped");
                 return Ok(None);
             }
@@ -116,8 +138,15 @@ pub fn renderer<R: Resource>() -> Renderer {
 enum Source {
     /// `after`: the client already has every change up to this revision (the cache may
     /// lag behind the store the client listed from, so live events can be older).
-    Cache { replay: Vec<Arc<CachedEvent>>, live: broadcast::Receiver<Arc<CachedEvent>>, after: i64 },
-    Store { stream: WatchStream, render: Renderer },
+    Cache {
+        replay: Vec<Arc<CachedEvent>>,
+        live: broadcast::Receiver<Arc<CachedEvent>>,
+        after: i64,
+    },
+    Store {
+        stream: WatchStream,
+        render: Renderer,
+    },
 }
 
 impl Source {
@@ -125,7 +154,11 @@ impl Source {
     /// keep up, which must re-list).
     async fn next(&mut self) -> Option<Arc<CachedEvent>> {
         match self {
-            Source::Cache { replay, live, after } => loop {
+            Source::Cache {
+                replay,
+                live,
+                after,
+            } => loop {
                 if !replay.is_empty() {
                     return Some(replay.remove(0));
                 }
@@ -181,21 +214,39 @@ async fn deliver(
 
 /// Open a watch on kind `R` (optionally one namespace). Headers are only sent once the
 /// watch is established, so a client that got them cannot miss a later write.
-pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, options: WatchOptions) -> Result<Response, Error> {
+pub async fn watch<R: Resource>(
+    state: AppState,
+    namespace: Option<String>,
+    options: WatchOptions,
+) -> Result<Response, Error> {
     let cache = state.cache::<R>()?.clone();
     cache.wait_established(Duration::from_secs(5)).await?;
     let source = match cache.subscribe(options.resource_version) {
         Subscription::Cached { mut replay, live } => {
             replay.retain(|e| namespace.is_none() || e.namespace == namespace);
-            Source::Cache { replay, live, after: options.resource_version.unwrap_or(i64::MIN) }
+            Source::Cache {
+                replay,
+                live,
+                after: options.resource_version.unwrap_or(i64::MIN),
+            }
         }
         Subscription::TooOld => {
             let from = options.resource_version.unwrap_or(0) + 1;
-            let stream = state.store.watch(cache.prefix(), Some(from)).await.map_err(|e| match e {
-                Error::Compacted { oldest, .. } => Error::Compacted { requested: from - 1, oldest },
-                other => other,
-            })?;
-            Source::Store { stream, render: cache.renderer().clone() }
+            let stream = state
+                .store
+                .watch(cache.prefix(), Some(from))
+                .await
+                .map_err(|e| match e {
+                    Error::Compacted { oldest, .. } => Error::Compacted {
+                        requested: from - 1,
+                        oldest,
+                    },
+                    other => other,
+                })?;
+            Source::Store {
+                stream,
+                render: cache.renderer().clone(),
+            }
         }
     };
 
@@ -206,7 +257,9 @@ pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, opti
     metrics.open_watchers.inc();
     tokio::spawn(async move {
         let mut source = source;
-        let mut heartbeat = options.heartbeat.map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
+        let mut heartbeat = options
+            .heartbeat
+            .map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
         loop {
             let next_beat = async {
                 match heartbeat.as_mut() {
@@ -240,6 +293,9 @@ pub async fn watch<R: Resource>(state: AppState, namespace: Option<String>, opti
 
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut response = (StatusCode::OK, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
     Ok(response)
 }

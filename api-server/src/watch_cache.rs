@@ -94,14 +94,23 @@ pub struct WatchCache {
 
 impl WatchCache {
     /// A cache for the keys under `prefix`, keeping `capacity` events.
-    pub fn new(prefix: String, store: Arc<dyn Store>, render: Renderer, capacity: usize) -> Arc<Self> {
+    pub fn new(
+        prefix: String,
+        store: Arc<dyn Store>,
+        render: Renderer,
+        capacity: usize,
+    ) -> Arc<Self> {
         let (sender, _) = broadcast::channel(capacity.max(16));
         Arc::new(WatchCache {
             prefix,
             store,
             render,
             capacity,
-            ring: Mutex::new(Ring { events: VecDeque::new(), covered_from: i64::MAX, sender }),
+            ring: Mutex::new(Ring {
+                events: VecDeque::new(),
+                covered_from: i64::MAX,
+                sender,
+            }),
             established: watch::channel(false).0,
         })
     }
@@ -161,7 +170,9 @@ impl WatchCache {
                         match (self.render)(&event) {
                             Ok(Some(cached)) => self.push(Arc::new(cached)),
                             Ok(None) => {}
-                            Err(e) => tracing::error!(prefix = %self.prefix, key = event.key(), error = %e, "skipping undecodable stored object"),
+                            Err(e) => {
+                                tracing::error!(prefix = %self.prefix, key = event.key(), error = %e, "skipping undecodable stored object")
+                            }
                         }
                     }
                     Some(Err(e)) => {
@@ -216,7 +227,9 @@ impl WatchCache {
         let mut rx = self.established.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|e| *e))
             .await
-            .map_err(|_| Error::StorageUnavailable(format!("watch on {} is not established", self.prefix)))?
+            .map_err(|_| {
+                Error::StorageUnavailable(format!("watch on {} is not established", self.prefix))
+            })?
             .map_err(|_| Error::StorageUnavailable("watch cache stopped".into()))?;
         Ok(())
     }
@@ -225,9 +238,17 @@ impl WatchCache {
     pub fn subscribe(&self, after: Option<i64>) -> Subscription {
         let ring = self.ring.lock().expect("watch cache lock poisoned");
         match after {
-            None => Subscription::Cached { replay: Vec::new(), live: ring.sender.subscribe() },
+            None => Subscription::Cached {
+                replay: Vec::new(),
+                live: ring.sender.subscribe(),
+            },
             Some(n) if n >= ring.covered_from => Subscription::Cached {
-                replay: ring.events.iter().filter(|e| e.revision > n).cloned().collect(),
+                replay: ring
+                    .events
+                    .iter()
+                    .filter(|e| e.revision > n)
+                    .cloned()
+                    .collect(),
                 live: ring.sender.subscribe(),
             },
             Some(_) => Subscription::TooOld,

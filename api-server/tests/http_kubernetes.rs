@@ -481,7 +481,11 @@ async fn blocking_create_waits_for_the_state_of_its_object(#[case] backend: Back
     assert_eq!(body["metadata"]["name"], "target");
     assert_eq!(body["status"]["state"], "RUNNING");
     assert_eq!(body["metadata"]["uid"], running["metadata"]["uid"]);
-    assert_eq!(rv(&body), rv(&running), "the object at the awaited state, with its version");
+    assert_eq!(
+        rv(&body),
+        rv(&running),
+        "the object at the awaited state, with its version"
+    );
 }
 
 #[rstest]

@@ -39,21 +39,48 @@ async fn a_write_through_one_server_is_read_through_another() {
 
     for i in 0..20 {
         let name = format!("app{i}");
-        let created = client.post(apps_url(&a.url())).json(&application(&name)).send().await.unwrap();
+        let created = client
+            .post(apps_url(&a.url()))
+            .json(&application(&name))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(created.status(), 200);
         let created: Value = created.json().await.unwrap();
         // Immediately, with no delay: a linearizable read through the other server.
-        let read = client.get(format!("{}/{name}", apps_url(&b.url()))).send().await.unwrap();
+        let read = client
+            .get(format!("{}/{name}", apps_url(&b.url())))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(read.status(), 200, "write through A not visible through B");
         let read: Value = read.json().await.unwrap();
         assert_eq!(read, created);
 
         let mut changed = read.clone();
         changed["metadata"]["labels"] = json!({"round": i.to_string()});
-        let updated = client.put(format!("{}/{name}", apps_url(&b.url()))).json(&changed).send().await.unwrap();
+        let updated = client
+            .put(format!("{}/{name}", apps_url(&b.url())))
+            .json(&changed)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(updated.status(), 200);
-        let listed: Value = client.get(apps_url(&a.url())).send().await.unwrap().json().await.unwrap();
-        let item = listed["items"].as_array().unwrap().iter().find(|o| o["metadata"]["name"] == name).cloned().unwrap();
+        let listed: Value = client
+            .get(apps_url(&a.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let item = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .cloned()
+            .unwrap();
         assert_eq!(item["metadata"]["labels"]["round"], i.to_string());
     }
 }
@@ -66,16 +93,29 @@ async fn a_watch_on_one_server_sees_writes_through_another() {
     let a = ApiServerProcess::start(binary(), &args).await;
     let b = ApiServerProcess::start(binary(), &args).await;
     let client = reqwest::Client::new();
-    let mut watch = client.get(format!("{}?watch&heartbeat=0", apps_url(&b.url()))).send().await.unwrap();
+    let mut watch = client
+        .get(format!("{}?watch&heartbeat=0", apps_url(&b.url())))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(watch.status(), 200);
     for i in 0..5 {
-        let r = client.post(apps_url(&a.url())).json(&application(&format!("w{i}"))).send().await.unwrap();
+        let r = client
+            .post(apps_url(&a.url()))
+            .json(&application(&format!("w{i}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
     let mut buffer = String::new();
     let mut seen = Vec::new();
     while seen.len() < 5 {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), watch.chunk()).await.expect("watch stalled").unwrap().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(10), watch.chunk())
+            .await
+            .expect("watch stalled")
+            .unwrap()
+            .unwrap();
         buffer.push_str(std::str::from_utf8(&chunk).unwrap());
         while let Some(pos) = buffer.find('\n') {
             let line: String = buffer.drain(..=pos).collect();
@@ -84,7 +124,12 @@ async fn a_watch_on_one_server_sees_writes_through_another() {
             }
             let event: Value = serde_json::from_str(&line).unwrap();
             assert_eq!(event["type"], "ADDED");
-            seen.push(event["object"]["metadata"]["name"].as_str().unwrap().to_string());
+            seen.push(
+                event["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
         }
     }
     assert_eq!(seen, vec!["w0", "w1", "w2", "w3", "w4"]);
@@ -120,15 +165,27 @@ async fn restart_mid_traffic_loses_nothing(args: &[&str]) {
     tokio::time::sleep(Duration::from_millis(700)).await;
     let status = server.terminate().await;
     stop.store(true, Ordering::Relaxed);
-    assert!(status.success(), "krake-api exited with {status} on SIGTERM");
+    assert!(
+        status.success(),
+        "krake-api exited with {status} on SIGTERM"
+    );
     let mut acknowledged = Vec::new();
     for w in writers {
         acknowledged.extend(w.await.unwrap());
     }
-    assert!(acknowledged.len() > 10, "too little traffic before the stop: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() > 10,
+        "too little traffic before the stop: {}",
+        acknowledged.len()
+    );
 
     server.restart().await;
-    let listed: Value = reqwest::get(apps_url(&server.url())).await.unwrap().json().await.unwrap();
+    let listed: Value = reqwest::get(apps_url(&server.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let names: std::collections::HashSet<String> = listed["items"]
         .as_array()
         .unwrap()
@@ -136,7 +193,10 @@ async fn restart_mid_traffic_loses_nothing(args: &[&str]) {
         .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
         .collect();
     for name in &acknowledged {
-        assert!(names.contains(name), "acknowledged create of {name} lost across the restart");
+        assert!(
+            names.contains(name),
+            "acknowledged create of {name} lost across the restart"
+        );
     }
 }
 
@@ -160,7 +220,11 @@ async fn sigterm_closes_watch_streams_cleanly() {
     let data = dir.path().to_str().unwrap().to_string();
     let mut server = ApiServerProcess::start(binary(), &["--data-dir", &data]).await;
     let client = reqwest::Client::new();
-    let mut watch = client.get(format!("{}?watch&heartbeat=1", apps_url(&server.url()))).send().await.unwrap();
+    let mut watch = client
+        .get(format!("{}?watch&heartbeat=1", apps_url(&server.url())))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(watch.status(), 200);
     let reader = tokio::spawn(async move {
         // Reads heartbeats until the server ends the stream; a clean end is `Ok(None)`.
@@ -175,7 +239,10 @@ async fn sigterm_closes_watch_streams_cleanly() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = server.terminate().await;
     assert!(status.success(), "exit status {status}");
-    let ended = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("stream not closed").unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("stream not closed")
+        .unwrap();
     assert_eq!(ended, Ok(()), "watch stream was not terminated cleanly");
 }
 
@@ -183,20 +250,36 @@ async fn sigterm_closes_watch_streams_cleanly() {
 fn invalid_configuration_stops_with_a_one_line_reason() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("authorization: bogus\n", "Unknown authorization strategy 'bogus'"),
+        (
+            "authorization: bogus\n",
+            "Unknown authorization strategy 'bogus'",
+        ),
         ("port: [1\n", "not valid YAML"),
-        ("tls: {enabled: true, cert: a, key: b, client_ca: c}\n", "tls.enabled"),
+        (
+            "tls: {enabled: true, cert: /nonexistent/cert.pem, key: /nonexistent/key.pem, client_ca: \"\"}\n",
+            "/nonexistent/cert.pem",
+        ),
     ];
     for (yaml, expected) in cases {
         let path = dir.path().join("api.yaml");
         std::fs::write(&path, yaml).unwrap();
-        let output = std::process::Command::new(binary()).args(["--config", path.to_str().unwrap()]).output().unwrap();
+        let output = std::process::Command::new(binary())
+            .args(["--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "not one line: {stderr}"
+        );
         assert!(stderr.contains(expected), "{stderr}");
     }
-    let output = std::process::Command::new(binary()).args(["--config", "/nonexistent/api.yaml"]).output().unwrap();
+    let output = std::process::Command::new(binary())
+        .args(["--config", "/nonexistent/api.yaml"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read /nonexistent/api.yaml"));
 }

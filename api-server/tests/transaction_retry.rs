@@ -31,9 +31,18 @@ impl Store for Contended {
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<WriteOutcome, Error> {
         self.inner.create(key, value).await
     }
-    async fn update(&self, key: &str, value: Vec<u8>, expected: i64) -> Result<WriteOutcome, Error> {
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: i64,
+    ) -> Result<WriteOutcome, Error> {
         self.update_attempts.fetch_add(1, Ordering::SeqCst);
-        if self.conflicts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        if self
+            .conflicts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
             return Ok(WriteOutcome::Conflict);
         }
         self.inner.update(key, value, expected).await
@@ -49,10 +58,24 @@ impl Store for Contended {
     }
 }
 
-async fn setup(retry_transactions: u32) -> (krake_api_server::RunningServer, Arc<Contended>, tempfile::TempDir) {
+async fn setup(
+    retry_transactions: u32,
+) -> (
+    krake_api_server::RunningServer,
+    Arc<Contended>,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let inner: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path().join("db.redb"), 1000).await.unwrap());
-    let store = Arc::new(Contended { inner, conflicts: AtomicUsize::new(0), update_attempts: AtomicUsize::new(0) });
+    let inner: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(dir.path().join("db.redb"), 1000)
+            .await
+            .unwrap(),
+    );
+    let store = Arc::new(Contended {
+        inner,
+        conflicts: AtomicUsize::new(0),
+        update_attempts: AtomicUsize::new(0),
+    });
     let mut config = Config::for_embedded(dir.path());
     config.retry_transactions = retry_transactions;
     let server = start_with_store(config, store.clone()).await.unwrap();
@@ -76,11 +99,23 @@ async fn a_conflict_within_the_retry_budget_is_absorbed() {
     let base = format!("http://{}", server.addr);
     let mut role = create_role(&base).await;
     role["metadata"]["labels"] = json!({"a": "b"});
-    role["metadata"].as_object_mut().unwrap().remove("resource_version");
+    role["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resource_version");
     store.conflicts.store(2, Ordering::SeqCst);
-    let r = reqwest::Client::new().put(format!("{base}/core/roles/r1")).json(&role).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .put(format!("{base}/core/roles/r1"))
+        .json(&role)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(store.update_attempts.load(Ordering::SeqCst), 3, "1 attempt + 2 retries");
+    assert_eq!(
+        store.update_attempts.load(Ordering::SeqCst),
+        3,
+        "1 attempt + 2 retries"
+    );
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["metadata"]["labels"]["a"], "b");
 }
@@ -92,15 +127,32 @@ async fn conflicts_beyond_the_retry_budget_give_409_transaction_error() {
     let mut role = create_role(&base).await;
     role["metadata"]["labels"] = json!({"a": "b"});
     store.conflicts.store(100, Ordering::SeqCst);
-    role["metadata"].as_object_mut().unwrap().remove("resource_version");
-    let r = reqwest::Client::new().put(format!("{base}/core/roles/r1")).json(&role).send().await.unwrap();
+    role["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resource_version");
+    let r = reqwest::Client::new()
+        .put(format!("{base}/core/roles/r1"))
+        .json(&role)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
-    assert_eq!(store.update_attempts.load(Ordering::SeqCst), 2, "1 attempt + retry_transactions (1)");
+    assert_eq!(
+        store.update_attempts.load(Ordering::SeqCst),
+        2,
+        "1 attempt + retry_transactions (1)"
+    );
     let problem: Value = r.json().await.unwrap();
     assert_eq!(problem["title"], "TRANSACTION_ERROR");
     assert_eq!(problem["detail"], "Concurrent writes to database");
     // Nothing was written.
-    let stored: Value = reqwest::get(format!("{base}/core/roles/r1")).await.unwrap().json().await.unwrap();
+    let stored: Value = reqwest::get(format!("{base}/core/roles/r1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stored["metadata"]["labels"], json!({}));
 }
 
@@ -111,7 +163,16 @@ async fn a_stale_resource_version_is_not_retried() {
     let mut role = create_role(&base).await;
     role["metadata"]["labels"] = json!({"a": "b"});
     role["metadata"]["resource_version"] = json!("0");
-    let r = reqwest::Client::new().put(format!("{base}/core/roles/r1")).json(&role).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .put(format!("{base}/core/roles/r1"))
+        .json(&role)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
-    assert_eq!(store.update_attempts.load(Ordering::SeqCst), 0, "a failed precondition writes nothing");
+    assert_eq!(
+        store.update_attempts.load(Ordering::SeqCst),
+        0,
+        "a failed precondition writes nothing"
+    );
 }

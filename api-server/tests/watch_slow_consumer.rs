@@ -9,7 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn big_metric(name: &str) -> Value {
     // ~80 KiB per event so that a few hundred events overflow every socket buffer.
-    let labels: serde_json::Map<String, Value> = (0..1000).map(|i| (format!("label-{i:03}"), json!("x".repeat(50)))).collect();
+    let labels: serde_json::Map<String, Value> = (0..1000)
+        .map(|i| (format!("label-{i:03}"), json!("x".repeat(50))))
+        .collect();
     json!({
         "metadata": {"name": name, "labels": labels},
         "spec": {"allowed_values": [], "min": 0, "max": 1, "provider": {"name": "p", "metric": "m"}}
@@ -17,7 +19,12 @@ fn big_metric(name: &str) -> Value {
 }
 
 async fn open_watchers(base: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .find(|l| l.starts_with("krake_api_open_watchers "))
         .and_then(|l| l.split_whitespace().nth(1))
@@ -55,7 +62,12 @@ async fn a_watcher_that_stops_reading_is_cut_off_and_others_keep_up() {
         let base = base.clone();
         tokio::spawn(async move {
             for i in 0..total {
-                let r = client.post(format!("{base}/core/namespaces/ns/metrics")).json(&big_metric(&format!("m{i}"))).send().await.unwrap();
+                let r = client
+                    .post(format!("{base}/core/namespaces/ns/metrics"))
+                    .json(&big_metric(&format!("m{i}")))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
             }
         })
@@ -101,5 +113,8 @@ async fn a_watcher_that_stops_reading_is_cut_off_and_others_keep_up() {
         }
     }
     // It got far fewer than all events: it was disconnected, not served in full.
-    assert!(drained < total * 80 * 1024, "stalled watcher received everything ({drained} bytes)");
+    assert!(
+        drained < total * 80 * 1024,
+        "stalled watcher received everything ({drained} bytes)"
+    );
 }

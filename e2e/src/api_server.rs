@@ -55,19 +55,29 @@ impl ApiServerProcess {
 
     /// Process id.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).expect("process not running")
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("process not running")
     }
 
     async fn wait_ready(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("krake-api exited during start-up: {status}");
             }
             if readyz(self.port).await {
                 return;
             }
-            assert!(Instant::now() < deadline, "krake-api not ready after {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "krake-api not ready after {limit:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -75,7 +85,9 @@ impl ApiServerProcess {
     /// Send SIGTERM and wait for the exit (bounded).
     pub async fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("process not running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -98,12 +110,16 @@ impl ApiServerProcess {
 
 async fn readyz(port: u16) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(Ok(mut stream)) =
-        tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(("127.0.0.1", port))).await
+    let Ok(Ok(mut stream)) = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
     else {
         return false;
     };
-    let request = format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).await.is_err() {
         return false;
     }

@@ -93,7 +93,12 @@ pub trait Store: Send + Sync + 'static {
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<WriteOutcome, Error>;
 
     /// Overwrite `key` only if its `mod_revision` is still `expected_mod_revision`.
-    async fn update(&self, key: &str, value: Vec<u8>, expected_mod_revision: i64) -> Result<WriteOutcome, Error>;
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected_mod_revision: i64,
+    ) -> Result<WriteOutcome, Error>;
 
     /// Delete `key` only if its `mod_revision` is still `expected_mod_revision`.
     async fn delete(&self, key: &str, expected_mod_revision: i64) -> Result<WriteOutcome, Error>;

@@ -68,6 +68,28 @@ pub fn url_namespace<R: Resource>(params: &Params) -> Result<Option<String>, Err
     }
 }
 
+/// Validate the URL namespace, then ask the authorizer about `verb` on `resource` (a
+/// plural, or `plural/subresource`) there; returns the namespace.
+pub fn authorize_route<R: Resource>(
+    state: &AppState,
+    caller: &Caller,
+    params: &Params,
+    resource: &str,
+    verb: Verb,
+) -> Result<Option<String>, Error> {
+    let namespace = url_namespace::<R>(params)?;
+    state.authorize(
+        caller,
+        Access {
+            api: R::API,
+            resource,
+            verb,
+            namespace: namespace.as_deref(),
+        },
+    )?;
+    Ok(namespace)
+}
+
 fn url_name(params: &Params) -> Result<&str, Error> {
     params
         .get("name")
@@ -210,16 +232,7 @@ pub async fn create<R: ApiKind>(
     Query(query): Query<QueryParams>,
     body: Bytes,
 ) -> Result<Response, Error> {
-    let namespace = url_namespace::<R>(&params)?;
-    state.authorize(
-        &caller,
-        Access {
-            api: R::API,
-            resource: R::PLURAL,
-            verb: Verb::Create,
-            namespace: namespace.as_deref(),
-        },
-    )?;
+    let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::Create)?;
     let mut object = decode_create::<R>(parse_json(&body)?)?;
     let now = Timestamp::now();
     {
@@ -270,16 +283,7 @@ pub async fn read<R: ApiKind>(
     Extension(caller): Extension<Caller>,
     PathParams(params): PathParams,
 ) -> Result<Response, Error> {
-    let namespace = url_namespace::<R>(&params)?;
-    state.authorize(
-        &caller,
-        Access {
-            api: R::API,
-            resource: R::PLURAL,
-            verb: Verb::Get,
-            namespace: namespace.as_deref(),
-        },
-    )?;
+    let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::Get)?;
     let loaded = state
         .load::<R>(namespace.as_deref(), url_name(&params)?)
         .await?;
@@ -293,16 +297,7 @@ pub async fn list<R: ApiKind>(
     PathParams(params): PathParams,
     Query(query): Query<QueryParams>,
 ) -> Result<Response, Error> {
-    let namespace = url_namespace::<R>(&params)?;
-    state.authorize(
-        &caller,
-        Access {
-            api: R::API,
-            resource: R::PLURAL,
-            verb: Verb::List,
-            namespace: namespace.as_deref(),
-        },
-    )?;
+    let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::List)?;
     let options = watch::WatchOptions::from_query(&query)?;
     if query_param(&query, "watch").is_some() {
         return watch::watch::<R>(state, namespace, options).await;
@@ -343,16 +338,7 @@ pub async fn update<R: ApiKind>(
     PathParams(params): PathParams,
     body: Bytes,
 ) -> Result<Response, Error> {
-    let namespace = url_namespace::<R>(&params)?;
-    state.authorize(
-        &caller,
-        Access {
-            api: R::API,
-            resource: R::PLURAL,
-            verb: Verb::Update,
-            namespace: namespace.as_deref(),
-        },
-    )?;
+    let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::Update)?;
     let (put, _) = PutBody::parse::<R>(&body, false)?;
     let name = url_name(&params)?.to_string();
     state
@@ -424,17 +410,8 @@ pub async fn update_status<R: ApiKind>(
     PathParams(params): PathParams,
     body: Bytes,
 ) -> Result<Response, Error> {
-    let namespace = url_namespace::<R>(&params)?;
     let resource = format!("{}/status", R::PLURAL);
-    state.authorize(
-        &caller,
-        Access {
-            api: R::API,
-            resource: &resource,
-            verb: Verb::Update,
-            namespace: namespace.as_deref(),
-        },
-    )?;
+    let namespace = authorize_route::<R>(&state, &caller, &params, &resource, Verb::Update)?;
     let (put, body) = PutBody::parse::<R>(&body, true)?;
     let name = url_name(&params)?.to_string();
     state
@@ -462,16 +439,7 @@ pub async fn delete<R: ApiKind>(
     PathParams(params): PathParams,
     Query(query): Query<QueryParams>,
 ) -> Result<Response, Error> {
-    let namespace = url_namespace::<R>(&params)?;
-    state.authorize(
-        &caller,
-        Access {
-            api: R::API,
-            resource: R::PLURAL,
-            verb: Verb::Delete,
-            namespace: namespace.as_deref(),
-        },
-    )?;
+    let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::Delete)?;
     let name = url_name(&params)?.to_string();
     let key = R::key(namespace.as_deref(), &name);
     let blocking = blocking_param::<R>(&query);

@@ -12,9 +12,9 @@ use krake_crds::kubernetes::{
 use krake_crds::openstack::{MagnumCluster, MagnumClusterBinding};
 use krake_crds::{Resource, ResourceRef, Timestamp, decode_request};
 
-use crate::auth::{Access, Caller, Verb};
+use crate::auth::{Caller, Verb};
 use crate::error::Error;
-use crate::resources::{Params, PathParams, parse_json, url_namespace};
+use crate::resources::{Params, PathParams, authorize_route, parse_json};
 use crate::state::{AppState, Loaded, object_response};
 
 fn authorize_sub<R: Resource>(
@@ -23,17 +23,8 @@ fn authorize_sub<R: Resource>(
     params: &Params,
     sub: &str,
 ) -> Result<(Option<String>, String), Error> {
-    let namespace = url_namespace::<R>(params)?;
     let resource = format!("{}/{}", R::PLURAL, sub);
-    state.authorize(
-        caller,
-        Access {
-            api: R::API,
-            resource: &resource,
-            verb: Verb::Update,
-            namespace: namespace.as_deref(),
-        },
-    )?;
+    let namespace = authorize_route::<R>(state, caller, params, &resource, Verb::Update)?;
     let name = params
         .get("name")
         .cloned()

@@ -13,7 +13,7 @@ use krake_crds::validation::is_valid_resource_name;
 use krake_crds::{Resource, Timestamp, ValidationErrors, decode};
 use serde_json::Value;
 
-use crate::auth::{Access, Caller, Verb};
+use crate::auth::{Access, Caller, NamespaceScope, Verb};
 use crate::error::Error;
 use crate::kinds::ApiKind;
 use crate::state::{AppState, Loaded, encode_for_storage, json_response, object_response};
@@ -299,8 +299,16 @@ pub async fn list<R: ApiKind>(
 ) -> Result<Response, Error> {
     let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::List)?;
     let options = watch::WatchOptions::from_query(&query)?;
+    // Across all namespaces only the namespaces the caller may list (upstream shows all).
+    let scope = if R::NAMESPACED && namespace.is_none() {
+        state
+            .authorizer
+            .visible_namespaces(&caller, R::API, R::PLURAL)
+    } else {
+        NamespaceScope::All
+    };
     if query_param(&query, "watch").is_some() {
-        return watch::watch::<R>(state, namespace, options).await;
+        return watch::watch::<R>(state, namespace, scope, options).await;
     }
     let (kvs, revision) = state.store.list(&R::prefix(namespace.as_deref())).await?;
     // Items are decoded and written one at a time, so a large list never holds every
@@ -317,8 +325,9 @@ pub async fn list<R: ApiKind>(
     );
     let mut first = true;
     for kv in &kvs {
-        if watch::parse_key::<R>(&kv.key).is_none() {
-            continue;
+        match watch::parse_key::<R>(&kv.key) {
+            Some((ns, _)) if scope.contains(ns) => {}
+            _ => continue,
         }
         if !first {
             body.extend_from_slice(b", ");

@@ -137,12 +137,39 @@ async fn version() -> Response {
     )
 }
 
-async fn me(Extension(caller): Extension<Caller>) -> Response {
-    // Role bindings come with RBAC; until then a user has no roles.
-    json_response(
+/// `/me` (spec §10.4): the user and the sorted unique role names of every RoleBinding
+/// naming the user, whether or not those Roles exist. Under RBAC the authorizer's index
+/// answers; otherwise the bindings are read from storage.
+async fn me(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, Error> {
+    let roles = match state.authorizer.user_roles(&caller.user) {
+        Some(roles) => roles,
+        None => {
+            let (kvs, _) = state
+                .store
+                .list(&<RoleBinding as krake_crds::Resource>::prefix(None))
+                .await?;
+            let mut roles = Vec::new();
+            for kv in &kvs {
+                if crate::watch::parse_key::<RoleBinding>(&kv.key).is_none() {
+                    continue;
+                }
+                let binding = crate::state::decode_stored::<RoleBinding>(kv)?;
+                if binding.users.contains(&caller.user) {
+                    roles.extend(binding.roles);
+                }
+            }
+            roles.sort();
+            roles.dedup();
+            roles
+        }
+    };
+    Ok(json_response(
         StatusCode::OK,
-        krake_crds::json::to_vec(&serde_json::json!({"user": caller.user, "roles": []})),
-    )
+        krake_crds::json::to_vec(&serde_json::json!({"user": caller.user, "roles": roles})),
+    ))
 }
 
 async fn release() -> Response {
@@ -164,6 +191,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     .await;
     let caches_ok = state.caches.values().all(|c| c.is_established());
     match store_ok {
+        Ok(Ok(_)) if caches_ok && !state.authorizer.is_ready() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authorization data not loaded\n",
+        )
+            .into_response(),
         Ok(Ok(_)) if caches_ok => (StatusCode::OK, "ok\n").into_response(),
         Ok(Ok(_)) => (
             StatusCode::SERVICE_UNAVAILABLE,

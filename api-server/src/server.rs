@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuthenticatorChain, authorizer_from_config};
+use crate::auth::{AuthenticatorChain, AuthorizerContext, authorizer_from_config};
 use crate::config::{Config, StorageConfig};
 use crate::error::Error;
 use crate::metrics::{InstrumentedStore, Metrics};
@@ -111,7 +111,6 @@ pub async fn start_with_store(
     if config.tls.is_some() {
         return Err(Error::Internal("TLS serving is not implemented yet".into()));
     }
-    let authorizer = authorizer_from_config(&config)?;
     let metrics = Metrics::new();
     let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, metrics.clone()));
     let shutdown = CancellationToken::new();
@@ -134,6 +133,15 @@ pub async fn start_with_store(
     for cache in caches.values() {
         tokio::spawn(cache.clone().run(shutdown.clone()));
     }
+    let authorizer = authorizer_from_config(
+        &config,
+        AuthorizerContext {
+            store: store.clone(),
+            roles: caches[&Role::prefix(None)].clone(),
+            role_bindings: caches[&RoleBinding::prefix(None)].clone(),
+            shutdown: shutdown.clone(),
+        },
+    )?;
 
     let listener = TcpListener::bind(config.bind)
         .await

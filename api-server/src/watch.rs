@@ -12,6 +12,7 @@ use futures::StreamExt;
 use krake_crds::Resource;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::auth::NamespaceScope;
 use crate::error::Error;
 use crate::resources::{QueryParams, query_param};
 use crate::state::{AppState, decode_stored};
@@ -212,18 +213,23 @@ async fn deliver(
     }
 }
 
-/// Open a watch on kind `R` (optionally one namespace). Headers are only sent once the
-/// watch is established, so a client that got them cannot miss a later write.
+/// Open a watch on kind `R` (optionally one namespace), delivering only objects whose
+/// namespace is in `scope` (fixed for the watcher's lifetime). Headers are only sent once
+/// the watch is established, so a client that got them cannot miss a later write.
 pub async fn watch<R: Resource>(
     state: AppState,
     namespace: Option<String>,
+    scope: NamespaceScope,
     options: WatchOptions,
 ) -> Result<Response, Error> {
     let cache = state.cache::<R>()?.clone();
     cache.wait_established(Duration::from_secs(5)).await?;
     let source = match cache.subscribe(options.resource_version) {
         Subscription::Cached { mut replay, live } => {
-            replay.retain(|e| namespace.is_none() || e.namespace == namespace);
+            replay.retain(|e| {
+                (namespace.is_none() || e.namespace == namespace)
+                    && scope.contains(e.namespace.as_deref())
+            });
             Source::Cache {
                 replay,
                 live,
@@ -279,7 +285,9 @@ pub async fn watch<R: Resource>(
                 }
                 event = source.next() => {
                     let Some(event) = event else { break };
-                    if namespace.is_some() && event.namespace != namespace {
+                    if (namespace.is_some() && event.namespace != namespace)
+                        || !scope.contains(event.namespace.as_deref())
+                    {
                         continue;
                     }
                     if !deliver(&tx, &shutdown, patience, event.line.clone()).await {

@@ -9,6 +9,10 @@ use axum::http::request::Parts;
 
 use crate::config::{AuthorizationMode, Config};
 use crate::error::Error;
+use crate::storage::Store;
+use crate::watch_cache::WatchCache;
+
+pub mod rbac;
 
 /// The user name of unauthenticated requests when anonymous access is allowed.
 pub const ANONYMOUS: &str = "system:anonymous";
@@ -168,6 +172,17 @@ pub trait Authorizer: Send + Sync {
     fn visible_namespaces(&self, _caller: &Caller, _api: &str, _resource: &str) -> NamespaceScope {
         NamespaceScope::All
     }
+
+    /// Whether the authorizer can answer yet (RBAC: roles and bindings loaded).
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    /// The sorted role names bound to `user`, when the authorizer keeps them (RBAC);
+    /// `None` lets `/me` read the RoleBindings from storage.
+    fn user_roles(&self, _user: &str) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Allows everything.
@@ -188,14 +203,35 @@ impl Authorizer for AlwaysDeny {
     }
 }
 
-/// The authorizer described by the configuration.
-pub fn authorizer_from_config(config: &Config) -> Result<Arc<dyn Authorizer>, Error> {
+/// What the authorizers may need from the running server.
+pub struct AuthorizerContext {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The watch cache of Roles.
+    pub roles: Arc<WatchCache>,
+    /// The watch cache of RoleBindings.
+    pub role_bindings: Arc<WatchCache>,
+    /// Cancelled on shutdown.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// The authorizer described by the configuration. `RBAC` starts an index of Roles and
+/// RoleBindings that follows `context`'s watch caches.
+pub fn authorizer_from_config(
+    config: &Config,
+    context: AuthorizerContext,
+) -> Result<Arc<dyn Authorizer>, Error> {
     match config.authorization {
         AuthorizationMode::AlwaysAllow => Ok(Arc::new(AlwaysAllow)),
         AuthorizationMode::AlwaysDeny => Ok(Arc::new(AlwaysDeny)),
-        AuthorizationMode::Rbac => Err(Error::Internal(
-            "RBAC authorization is not implemented yet".into(),
-        )),
+        AuthorizationMode::Rbac => Ok(Arc::new(rbac::RbacAuthorizer::new(
+            rbac::RbacIndex::start(
+                context.store,
+                context.roles,
+                context.role_bindings,
+                context.shutdown,
+            ),
+        ))),
     }
 }
 

@@ -9,6 +9,12 @@ use axum::http::request::Parts;
 
 use crate::config::{AuthorizationMode, Config};
 use crate::error::Error;
+
+pub mod http_client;
+pub mod identity_cache;
+pub mod keycloak;
+pub mod keystone;
+pub mod oidc;
 use crate::storage::Store;
 use crate::watch_cache::WatchCache;
 
@@ -69,8 +75,15 @@ pub struct AuthenticatorChain {
 }
 
 impl AuthenticatorChain {
-    /// The chain described by the configuration: client certificate, static user, then
-    /// token authenticators, in that order.
+    /// The chain described by the configuration, in this order: client certificate,
+    /// static user (which always answers, like upstream), OpenID Connect JWT, Keystone,
+    /// Keycloak.
+    ///
+    /// The OIDC authenticator only claims `Authorization: Bearer <JWT>` headers and passes
+    /// everything else on, so trying it first sends exactly the `Bearer` JWTs to local
+    /// verification and every other token (upstream's raw Keystone/Keycloak tokens) to
+    /// Keystone, then Keycloak. A token an identity provider rejects is answered with 401
+    /// at once (no later authenticator is asked); an unreachable provider gives 503.
     pub fn from_config(config: &Config) -> Self {
         let mut authenticators: Vec<Box<dyn Authenticator>> = Vec::new();
         if config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
@@ -78,6 +91,25 @@ impl AuthenticatorChain {
         }
         if let Some(user) = &config.static_user {
             authenticators.push(Box::new(StaticAuthenticator(user.clone())));
+        }
+        let ttl = config.identity_cache_ttl;
+        let client = || http_client::HttpClient::new(http_client::DEFAULT_TIMEOUT);
+        if let Some(oidc) = &config.oidc {
+            authenticators.push(Box::new(oidc::OidcAuthenticator::new(oidc, client(), ttl)));
+        }
+        if let Some(keystone) = &config.keystone {
+            authenticators.push(Box::new(keystone::KeystoneAuthenticator::new(
+                keystone,
+                client(),
+                ttl,
+            )));
+        }
+        if let Some(keycloak) = &config.keycloak {
+            authenticators.push(Box::new(keycloak::KeycloakAuthenticator::new(
+                keycloak,
+                client(),
+                ttl,
+            )));
         }
         AuthenticatorChain::new(authenticators, config.allow_anonymous)
     }

@@ -9,15 +9,14 @@ use axum::http::request::Parts;
 
 use crate::config::{AuthorizationMode, Config};
 use crate::error::Error;
+use crate::storage::Store;
+use crate::watch_cache::WatchCache;
 
 pub mod http_client;
 pub mod identity_cache;
 pub mod keycloak;
 pub mod keystone;
 pub mod oidc;
-use crate::storage::Store;
-use crate::watch_cache::WatchCache;
-
 pub mod rbac;
 
 /// The user name of unauthenticated requests when anonymous access is allowed.

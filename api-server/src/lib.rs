@@ -2,6 +2,7 @@
 //! an embedded store, with a watch cache, resumable watches and operations endpoints.
 
 pub mod auth;
+pub mod bootstrap;
 pub mod config;
 pub mod error;
 pub mod kinds;

@@ -280,83 +280,31 @@ pub struct MetricSpec {
     pub provider: MetricSpecProvider,
 }
 
-/// `core/GlobalMetric`: a metric usable from every namespace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct GlobalMetric {
-    /// Always `core`.
-    #[serde(default = "default_api")]
-    pub api: String,
-    /// Always `GlobalMetric`.
-    #[serde(default = "kind_global_metric")]
-    pub kind: String,
-    /// Object metadata.
-    pub metadata: Metadata,
-    /// Metric spec.
-    pub spec: MetricSpec,
-}
-
-impl GlobalMetric {
-    /// A global metric with the given spec.
-    pub fn new(metadata: Metadata, spec: MetricSpec) -> Self {
-        GlobalMetric {
-            api: default_api(),
-            kind: kind_global_metric(),
-            metadata,
-            spec,
-        }
+spec_kind! {
+    /// `core/GlobalMetric`: a metric usable from every namespace.
+    pub struct GlobalMetric {
+        api: "core",
+        kind: "GlobalMetric",
+        kind_default: "kind_global_metric",
+        plural: "globalmetrics",
+        namespaced: false,
+        spec: MetricSpec,
+        spec_doc: "Metric spec.",
+        check: |_, _| {},
     }
 }
 
-impl Resource for GlobalMetric {
-    resource_consts!(API, "GlobalMetric", "globalmetrics", namespaced: false, status: false);
-
-    fn validate(&self, errors: &mut ValidationErrors) {
-        validate_metadata(&self.metadata, errors);
-    }
-
-    fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.spec = body.spec.clone();
-        Ok(())
-    }
-}
-
-/// `core/Metric`: a namespaced metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Metric {
-    /// Always `core`.
-    #[serde(default = "default_api")]
-    pub api: String,
-    /// Always `Metric`.
-    #[serde(default = "kind_metric")]
-    pub kind: String,
-    /// Object metadata.
-    pub metadata: Metadata,
-    /// Metric spec.
-    pub spec: MetricSpec,
-}
-
-impl Metric {
-    /// A namespaced metric with the given spec.
-    pub fn new(metadata: Metadata, spec: MetricSpec) -> Self {
-        Metric {
-            api: default_api(),
-            kind: kind_metric(),
-            metadata,
-            spec,
-        }
-    }
-}
-
-impl Resource for Metric {
-    resource_consts!(API, "Metric", "metrics", namespaced: true, status: false);
-
-    fn validate(&self, errors: &mut ValidationErrors) {
-        validate_metadata(&self.metadata, errors);
-    }
-
-    fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.spec = body.spec.clone();
-        Ok(())
+spec_kind! {
+    /// `core/Metric`: a namespaced metric.
+    pub struct Metric {
+        api: "core",
+        kind: "Metric",
+        kind_default: "kind_metric",
+        plural: "metrics",
+        namespaced: true,
+        spec: MetricSpec,
+        spec_doc: "Metric spec.",
+        check: |_, _| {},
     }
 }
 
@@ -420,82 +368,30 @@ polymorphic! {
     }
 }
 
-/// `core/GlobalMetricsProvider`: a metrics source usable from every namespace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct GlobalMetricsProvider {
-    /// Always `core`.
-    #[serde(default = "default_api")]
-    pub api: String,
-    /// Always `GlobalMetricsProvider`.
-    #[serde(default = "kind_global_metrics_provider")]
-    pub kind: String,
-    /// Object metadata.
-    pub metadata: Metadata,
-    /// Provider spec.
-    pub spec: MetricsProviderSpec,
-}
-
-impl GlobalMetricsProvider {
-    /// A global metrics provider with the given spec.
-    pub fn new(metadata: Metadata, spec: MetricsProviderSpec) -> Self {
-        GlobalMetricsProvider {
-            api: default_api(),
-            kind: kind_global_metrics_provider(),
-            metadata,
-            spec,
-        }
+spec_kind! {
+    /// `core/GlobalMetricsProvider`: a metrics source usable from every namespace.
+    pub struct GlobalMetricsProvider {
+        api: "core",
+        kind: "GlobalMetricsProvider",
+        kind_default: "kind_global_metrics_provider",
+        plural: "globalmetricsproviders",
+        namespaced: false,
+        spec: MetricsProviderSpec,
+        spec_doc: "Provider spec.",
+        check: |_, _| {},
     }
 }
 
-impl Resource for GlobalMetricsProvider {
-    resource_consts!(API, "GlobalMetricsProvider", "globalmetricsproviders", namespaced: false, status: false);
-
-    fn validate(&self, errors: &mut ValidationErrors) {
-        validate_metadata(&self.metadata, errors);
-    }
-
-    fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.spec = body.spec.clone();
-        Ok(())
-    }
-}
-
-/// `core/MetricsProvider`: a namespaced metrics source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct MetricsProvider {
-    /// Always `core`.
-    #[serde(default = "default_api")]
-    pub api: String,
-    /// Always `MetricsProvider`.
-    #[serde(default = "kind_metrics_provider")]
-    pub kind: String,
-    /// Object metadata.
-    pub metadata: Metadata,
-    /// Provider spec.
-    pub spec: MetricsProviderSpec,
-}
-
-impl MetricsProvider {
-    /// A namespaced metrics provider with the given spec.
-    pub fn new(metadata: Metadata, spec: MetricsProviderSpec) -> Self {
-        MetricsProvider {
-            api: default_api(),
-            kind: kind_metrics_provider(),
-            metadata,
-            spec,
-        }
-    }
-}
-
-impl Resource for MetricsProvider {
-    resource_consts!(API, "MetricsProvider", "metricsproviders", namespaced: true, status: false);
-
-    fn validate(&self, errors: &mut ValidationErrors) {
-        validate_metadata(&self.metadata, errors);
-    }
-
-    fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.spec = body.spec.clone();
-        Ok(())
+spec_kind! {
+    /// `core/MetricsProvider`: a namespaced metrics source.
+    pub struct MetricsProvider {
+        api: "core",
+        kind: "MetricsProvider",
+        kind_default: "kind_metrics_provider",
+        plural: "metricsproviders",
+        namespaced: true,
+        spec: MetricsProviderSpec,
+        spec_doc: "Provider spec.",
+        check: |_, _| {},
     }
 }

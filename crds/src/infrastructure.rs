@@ -66,85 +66,31 @@ fn validate_provider_spec(spec: &InfrastructureProviderSpec, errors: &mut Valida
     }
 }
 
-/// `infrastructure/GlobalInfrastructureProvider`: a provider usable from every namespace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct GlobalInfrastructureProvider {
-    /// Always `infrastructure`.
-    #[serde(default = "default_api")]
-    pub api: String,
-    /// Always `GlobalInfrastructureProvider`.
-    #[serde(default = "kind_global_infrastructure_provider")]
-    pub kind: String,
-    /// Object metadata.
-    pub metadata: Metadata,
-    /// Provider spec.
-    pub spec: InfrastructureProviderSpec,
-}
-
-impl GlobalInfrastructureProvider {
-    /// A global infrastructure provider.
-    pub fn new(metadata: Metadata, spec: InfrastructureProviderSpec) -> Self {
-        GlobalInfrastructureProvider {
-            api: default_api(),
-            kind: kind_global_infrastructure_provider(),
-            metadata,
-            spec,
-        }
+spec_kind! {
+    /// `infrastructure/GlobalInfrastructureProvider`: a provider usable from every namespace.
+    pub struct GlobalInfrastructureProvider {
+        api: "infrastructure",
+        kind: "GlobalInfrastructureProvider",
+        kind_default: "kind_global_infrastructure_provider",
+        plural: "globalinfrastructureproviders",
+        namespaced: false,
+        spec: InfrastructureProviderSpec,
+        spec_doc: "Provider spec.",
+        check: validate_provider_spec,
     }
 }
 
-impl Resource for GlobalInfrastructureProvider {
-    resource_consts!(API, "GlobalInfrastructureProvider", "globalinfrastructureproviders", namespaced: false, status: false);
-
-    fn validate(&self, errors: &mut ValidationErrors) {
-        validate_metadata(&self.metadata, errors);
-        validate_provider_spec(&self.spec, errors);
-    }
-
-    fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.spec = body.spec.clone();
-        Ok(())
-    }
-}
-
-/// `infrastructure/InfrastructureProvider`: a namespaced provider.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct InfrastructureProvider {
-    /// Always `infrastructure`.
-    #[serde(default = "default_api")]
-    pub api: String,
-    /// Always `InfrastructureProvider`.
-    #[serde(default = "kind_infrastructure_provider")]
-    pub kind: String,
-    /// Object metadata.
-    pub metadata: Metadata,
-    /// Provider spec.
-    pub spec: InfrastructureProviderSpec,
-}
-
-impl InfrastructureProvider {
-    /// A namespaced infrastructure provider.
-    pub fn new(metadata: Metadata, spec: InfrastructureProviderSpec) -> Self {
-        InfrastructureProvider {
-            api: default_api(),
-            kind: kind_infrastructure_provider(),
-            metadata,
-            spec,
-        }
-    }
-}
-
-impl Resource for InfrastructureProvider {
-    resource_consts!(API, "InfrastructureProvider", "infrastructureproviders", namespaced: true, status: false);
-
-    fn validate(&self, errors: &mut ValidationErrors) {
-        validate_metadata(&self.metadata, errors);
-        validate_provider_spec(&self.spec, errors);
-    }
-
-    fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.spec = body.spec.clone();
-        Ok(())
+spec_kind! {
+    /// `infrastructure/InfrastructureProvider`: a namespaced provider.
+    pub struct InfrastructureProvider {
+        api: "infrastructure",
+        kind: "InfrastructureProvider",
+        kind_default: "kind_infrastructure_provider",
+        plural: "infrastructureproviders",
+        namespaced: true,
+        spec: InfrastructureProviderSpec,
+        spec_doc: "Provider spec.",
+        check: validate_provider_spec,
     }
 }
 

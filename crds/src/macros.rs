@@ -241,3 +241,60 @@ macro_rules! resource_consts {
         }
     };
 }
+
+/// A kind made of `api`, `kind`, `metadata` and a client-writable `spec` (no status),
+/// with its constructor and `Resource` implementation. The Global/namespaced pairs of
+/// metrics, metrics providers and infrastructure providers differ only in these
+/// parameters. `$check` validates the spec beyond its structure.
+macro_rules! spec_kind {
+    (
+        $(#[$doc:meta])*
+        pub struct $name:ident {
+            api: $api:literal,
+            kind: $kind:literal,
+            kind_default: $kind_default:literal,
+            plural: $plural:literal,
+            namespaced: $ns:literal,
+            spec: $spec:ty,
+            spec_doc: $spec_doc:literal,
+            check: $check:expr $(,)?
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        pub struct $name {
+            #[doc = concat!("Always `", $api, "`.")]
+            #[serde(default = "default_api")]
+            pub api: String,
+            #[doc = concat!("Always `", $kind, "`.")]
+            #[serde(default = $kind_default)]
+            pub kind: String,
+            /// Object metadata.
+            pub metadata: Metadata,
+            #[doc = $spec_doc]
+            pub spec: $spec,
+        }
+
+        impl $name {
+            #[doc = concat!("A `", $kind, "` with the given metadata and spec.")]
+            pub fn new(metadata: Metadata, spec: $spec) -> Self {
+                $name { api: default_api(), kind: $kind.to_string(), metadata, spec }
+            }
+        }
+
+        impl Resource for $name {
+            resource_consts!(API, $kind, $plural, namespaced: $ns, status: false);
+
+            fn validate(&self, errors: &mut ValidationErrors) {
+                validate_metadata(&self.metadata, errors);
+                let check: fn(&$spec, &mut ValidationErrors) = $check;
+                check(&self.spec, errors);
+            }
+
+            fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
+                self.spec = body.spec.clone();
+                Ok(())
+            }
+        }
+    };
+}

@@ -1,0 +1,1 @@
+//! Controller runtime for Krake controllers.

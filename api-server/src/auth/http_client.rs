@@ -199,14 +199,14 @@ impl HttpClient {
         );
 
         let call = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| HttpError::Unreachable {
-                    url: url.to_string(),
-                    reason: error_chain(&e),
-                })?;
+            let response =
+                self.client
+                    .request(request)
+                    .await
+                    .map_err(|e| HttpError::Unreachable {
+                        url: url.to_string(),
+                        reason: error_chain(&e),
+                    })?;
             let status = response.status();
             let reason = response
                 .extensions()

@@ -585,6 +585,19 @@ async fn keystone_unreachable_or_failing_is_503() {
     // Failures are not cached: the next request asks again.
     api.me(Some("explode")).await.unwrap_err();
     assert_eq!(idp.calls(), 2);
+
+    // An https:// endpoint goes through TLS (rustls with ring): a plain-HTTP server
+    // there fails the handshake, which is an unreachable provider, not a crash.
+    let https = endpoint.replace("http://", "https://");
+    let api = Api::start(|c| c.keystone = keystone(&https)).await;
+    let answer = api.me(Some("good")).await.unwrap_err();
+    assert_problem(
+        &answer,
+        503,
+        None,
+        "503: Identity provider unavailable: Keystone cannot be reached",
+    );
+    assert_eq!(idp.calls(), 2);
 }
 
 #[tokio::test]

@@ -397,7 +397,11 @@ mod tests {
             origin: "x".into(),
             value: serde_json::json!({"api": "kubernetes", "kind": "Application", "metadata": {"name": "a"}}),
         };
-        assert!(prepare(&app).unwrap_err().contains("cannot be bootstrapped"));
+        assert!(
+            prepare(&app)
+                .unwrap_err()
+                .contains("cannot be bootstrapped")
+        );
         assert!(matches!(
             parse_documents("bad.yaml", "a: [\n"),
             Err(BootstrapError::Yaml { .. })

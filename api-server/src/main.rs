@@ -34,7 +34,13 @@ enum Command {
 fn parse_args() -> Args {
     // Server options are global, so that `krake-api bootstrap --data-dir D FILE` works too.
     let matches = Args::command()
-        .mut_args(|arg| if arg.is_positional() { arg } else { arg.global(true) })
+        .mut_args(|arg| {
+            if arg.is_positional() {
+                arg
+            } else {
+                arg.global(true)
+            }
+        })
         .get_matches();
     Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }

@@ -91,10 +91,7 @@ fn rule_verb(verb: Verb) -> RuleVerb {
 fn rule_matches(rule: &RoleRule, api: &str, resource: &str, verb: Verb) -> bool {
     (rule.api == api || rule.api.is_empty())
         && rule.verbs.contains(&rule_verb(verb))
-        && rule
-            .resources
-            .iter()
-            .any(|r| r == resource || r.is_empty())
+        && rule.resources.iter().any(|r| r == resource || r.is_empty())
 }
 
 /// Upstream's decision for one rule: a request without a namespace (global kinds, lists
@@ -141,11 +138,7 @@ impl RbacIndex {
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let index = RbacIndex::empty();
-        tokio::spawn(
-            index
-                .clone()
-                .follow(store, roles, role_bindings, shutdown),
-        );
+        tokio::spawn(index.clone().follow(store, roles, role_bindings, shutdown));
         index
     }
 
@@ -264,7 +257,9 @@ impl RbacIndex {
         backoff: &mut Duration,
     ) -> Result<(), Error> {
         roles.wait_established(Duration::from_secs(5)).await?;
-        role_bindings.wait_established(Duration::from_secs(5)).await?;
+        role_bindings
+            .wait_established(Duration::from_secs(5))
+            .await?;
         // Listing after the caches are established, then subscribing from the listing's
         // revision, leaves neither a gap nor a duplicate between listing and events.
         let (role_kvs, role_rev) = store.list(&Role::prefix(None)).await?;
@@ -386,9 +381,7 @@ impl Follower {
                     return Ok(event);
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    return Err(Error::StorageUnavailable(format!(
-                        "missed {n} role events"
-                    )));
+                    return Err(Error::StorageUnavailable(format!("missed {n} role events")));
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     return Err(Error::StorageUnavailable("watch cache restarted".into()));

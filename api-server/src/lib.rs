@@ -13,6 +13,7 @@ pub mod server;
 pub mod state;
 pub mod storage;
 pub mod subresources;
+pub mod tls;
 pub mod watch;
 pub mod watch_cache;
 

@@ -5,6 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use krake_crds::Resource;
 use krake_crds::core::{
     GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
@@ -17,8 +23,10 @@ use krake_crds::openstack::{MagnumCluster, Project};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tower::util::MapRequest;
 
-use crate::auth::{AuthenticatorChain, AuthorizerContext, authorizer_from_config};
+use crate::auth::{AuthenticatorChain, AuthorizerContext, PeerCommonName, authorizer_from_config};
 use crate::config::{Config, StorageConfig};
 use crate::error::Error;
 use crate::metrics::{InstrumentedStore, Metrics};
@@ -26,6 +34,7 @@ use crate::state::{AppState, Shared};
 use crate::storage::Store;
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::etcd::EtcdStore;
+use crate::tls::{HANDSHAKE_TIMEOUT, RELOAD_INTERVAL, ServerTls};
 use crate::watch::renderer;
 use crate::watch_cache::WatchCache;
 
@@ -99,8 +108,10 @@ fn add_cache<R: Resource>(
 
 /// Bind and start serving; returns once the socket listens.
 pub async fn start(config: Config) -> Result<RunningServer, Error> {
+    // Certificate problems are reported before the storage is even contacted.
+    let tls = load_tls(&config).await?;
     let store = open_store(&config).await?;
-    start_with_store(config, store).await
+    start_serving(config, store, tls).await
 }
 
 /// Bind and start serving on an already opened store.
@@ -108,9 +119,22 @@ pub async fn start_with_store(
     config: Config,
     store: Arc<dyn Store>,
 ) -> Result<RunningServer, Error> {
-    if config.tls.is_some() {
-        return Err(Error::Internal("TLS serving is not implemented yet".into()));
+    let tls = load_tls(&config).await?;
+    start_serving(config, store, tls).await
+}
+
+async fn load_tls(config: &Config) -> Result<Option<ServerTls>, Error> {
+    match &config.tls {
+        Some(tls) => Ok(Some(ServerTls::load(tls).await?)),
+        None => Ok(None),
     }
+}
+
+async fn start_serving(
+    config: Config,
+    store: Arc<dyn Store>,
+    tls: Option<ServerTls>,
+) -> Result<RunningServer, Error> {
     let metrics = Metrics::new();
     let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, metrics.clone()));
     let shutdown = CancellationToken::new();
@@ -159,16 +183,119 @@ pub async fn start_with_store(
         shutdown: shutdown.clone(),
     }));
     let app = crate::routes::router(state);
-    let token = shutdown.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-    });
-    tracing::info!(%addr, "Krake API server listening");
+    let https = tls.is_some();
+    if let Some(tls) = &tls {
+        tls.spawn_reloader(RELOAD_INTERVAL, shutdown.clone());
+    }
+    let task = tokio::spawn(serve(listener, app, tls, shutdown.clone()));
+    tracing::info!(%addr, https, "Krake API server listening");
     Ok(RunningServer {
         addr,
         shutdown,
         task,
     })
+}
+
+/// Accept connections until `shutdown`, then let every open connection finish its
+/// requests (watch streams end on the same token) and return.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<ServerTls>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let acceptor = tls.map(|tls| tls.acceptor().clone());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http2().enable_connect_protocol();
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let app = app.clone();
+        let acceptor = acceptor.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            match acceptor {
+                None => {
+                    let service = with_peer(app, PeerCommonName(None));
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        // Stopping: a connection without a finished handshake has no requests.
+                        _ = shutdown.cancelled() => return,
+                        result = handshake => match result {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                    };
+                    let user = crate::tls::peer_common_name(stream.get_ref().1);
+                    let service = with_peer(app, PeerCommonName(user));
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The application as a hyper service whose requests carry the connection's client
+/// certificate identity.
+fn with_peer(
+    app: axum::Router,
+    peer: PeerCommonName,
+) -> TowerToHyperService<
+    MapRequest<axum::Router, impl FnMut(Request<Incoming>) -> Request<Incoming> + Clone>,
+> {
+    TowerToHyperService::new(app.map_request(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(peer.clone());
+        request
+    }))
+}
+
+/// Errors of `accept` other than a dropped connection (e.g. too many open files) are
+/// logged, and accepting pauses briefly instead of spinning.
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept connections");
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }

@@ -257,7 +257,7 @@ fn invalid_configuration_stops_with_a_one_line_reason() {
         ("port: [1\n", "not valid YAML"),
         (
             "tls: {enabled: true, cert: /nonexistent/cert.pem, key: /nonexistent/key.pem, client_ca: \"\"}\n",
-            "/nonexistent/cert.pem",
+            "cannot read certificate /nonexistent/cert.pem: No such file",
         ),
     ];
     for (yaml, expected) in cases {

@@ -606,7 +606,7 @@ async fn keystone_answers_are_cached_for_the_ttl() {
     let endpoint = fake_keystone(idp.clone()).await;
     let api = Api::start(|c| {
         c.keystone = keystone(&endpoint);
-        c.identity_cache_ttl = Duration::from_secs(2);
+        c.identity_cache_ttl = Duration::from_secs(3);
     })
     .await;
     assert_eq!(api.me(Some("good")).await.ok().as_deref(), Some("alice"));
@@ -626,7 +626,7 @@ async fn keystone_answers_are_cached_for_the_ttl() {
 
     // The token is revoked at Keystone; after the TTL, Keystone is asked again.
     idp.users.lock().unwrap().clear();
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    tokio::time::sleep(Duration::from_millis(3300)).await;
     let answer = api.me(Some("good")).await.unwrap_err();
     assert_eq!(answer.body["title"], "INVALID_KEYSTONE_TOKEN");
     assert_eq!(idp.calls(), 3);

@@ -49,7 +49,7 @@ pub struct Cli {
     /// Changes kept by the embedded store for watch resumption.
     #[arg(long, env = "KRAKE_API_HISTORY_LIMIT")]
     pub history_limit: Option<usize>,
-    /// Authorization mode: `always-allow` or `always-deny` (`RBAC` comes with the security work).
+    /// Authorization mode: `always-allow`, `always-deny` or `RBAC` (Roles and RoleBindings).
     #[arg(long, env = "KRAKE_API_AUTHORIZATION")]
     pub authorization: Option<String>,
     /// Serve unauthenticated requests as `system:anonymous`.

@@ -430,7 +430,8 @@ impl Authorizer for RbacAuthorizer {
     }
 
     fn user_roles(&self, user: &str) -> Option<Vec<String>> {
-        Some(self.index.roles_of(user))
+        // Until the index is loaded, `/me` reads the bindings from storage.
+        self.index.is_loaded().then(|| self.index.roles_of(user))
     }
 }
 
@@ -584,6 +585,7 @@ mod tests {
     fn unloaded_index_answers_unavailable() {
         let rbac = RbacAuthorizer::new(RbacIndex::empty());
         assert!(!rbac.is_ready());
+        assert_eq!(rbac.user_roles("alice"), None);
         assert!(matches!(
             rbac.authorize(&caller("alice"), &access("core", "roles", Verb::Get, None)),
             Err(Error::StorageUnavailable(_))

@@ -255,14 +255,12 @@ pub fn authorizer_from_config(
     match config.authorization {
         AuthorizationMode::AlwaysAllow => Ok(Arc::new(AlwaysAllow)),
         AuthorizationMode::AlwaysDeny => Ok(Arc::new(AlwaysDeny)),
-        AuthorizationMode::Rbac => Ok(Arc::new(rbac::RbacAuthorizer::new(
-            rbac::RbacIndex::start(
-                context.store,
-                context.roles,
-                context.role_bindings,
-                context.shutdown,
-            ),
-        ))),
+        AuthorizationMode::Rbac => Ok(Arc::new(rbac::RbacAuthorizer::new(rbac::RbacIndex::start(
+            context.store,
+            context.roles,
+            context.role_bindings,
+            context.shutdown,
+        )))),
     }
 }
 

@@ -19,7 +19,7 @@ use krake_crds::core::{
     GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
 };
 use krake_crds::validation::is_valid_resource_name;
-use krake_crds::{Resource, Timestamp, decode_create};
+use krake_crds::{Resource, decode_create};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -174,16 +174,7 @@ fn prepare_kind<R: Resource>(value: Value) -> Result<Prepared, String> {
     } else {
         None
     };
-    let now = Timestamp::now();
-    {
-        let meta = object.metadata_mut();
-        meta.namespace = namespace.clone();
-        meta.uid = uuid::Uuid::new_v4().to_string();
-        meta.created = now;
-        meta.modified = now;
-        meta.deleted = None;
-    }
-    object.reset_status();
+    crate::resources::initialize_new(&mut object, namespace.clone());
     let name = object.metadata().name.clone();
     Ok(Prepared {
         kind: R::KIND,

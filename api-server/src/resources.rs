@@ -224,6 +224,20 @@ fn blocking_param<R: ApiKind>(query: &QueryParams) -> Option<String> {
     }
 }
 
+/// Give a decoded create body its server-side fields: the namespace (always `None` for
+/// global kinds, where upstream keeps whatever the client sent), a new `uid`, `created` =
+/// `modified` = now, no `deleted`, and the initial status.
+pub fn initialize_new<R: Resource>(object: &mut R, namespace: Option<String>) {
+    let now = Timestamp::now();
+    let meta = object.metadata_mut();
+    meta.namespace = namespace;
+    meta.uid = uuid::Uuid::new_v4().to_string();
+    meta.created = now;
+    meta.modified = now;
+    meta.deleted = None;
+    object.reset_status();
+}
+
 /// POST on a collection.
 pub async fn create<R: ApiKind>(
     State(state): State<AppState>,
@@ -234,17 +248,7 @@ pub async fn create<R: ApiKind>(
 ) -> Result<Response, Error> {
     let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::Create)?;
     let mut object = decode_create::<R>(parse_json(&body)?)?;
-    let now = Timestamp::now();
-    {
-        let meta = object.metadata_mut();
-        // Global kinds always store `null` (upstream keeps whatever the client sent).
-        meta.namespace = namespace.clone();
-        meta.uid = uuid::Uuid::new_v4().to_string();
-        meta.created = now;
-        meta.modified = now;
-        meta.deleted = None;
-    }
-    object.reset_status();
+    initialize_new(&mut object, namespace.clone());
     let name = object.metadata().name.clone();
     let key = R::key(namespace.as_deref(), &name);
 

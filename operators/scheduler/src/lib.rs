@@ -12,9 +12,17 @@
 //!
 //! [`providers`] queries metrics providers (static, Prometheus, KSQL, InfluxDB).
 
+pub mod application;
+pub mod cluster;
+pub mod config;
 pub mod error;
+pub mod inheritance;
+pub mod magnum;
+pub mod matching;
 pub mod metrics;
 pub mod model;
 pub mod providers;
+pub mod scoring;
 
+pub use config::Config;
 pub use error::{Error, ProviderError, Result};

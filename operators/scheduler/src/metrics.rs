@@ -391,7 +391,8 @@ mod tests {
     #[test]
     fn normalisation_table() {
         // (min, max, allowed, raw, expected normalised or error code)
-        let cases: &[(f64, f64, &[i64], f64, Option<f64>)] = &[
+        type Case<'a> = (f64, f64, &'a [i64], f64, Option<f64>);
+        let cases: &[Case] = &[
             (0.0, 1.0, &[], 0.5, Some(0.5)),
             (0.0, 1.0, &[], 0.0, Some(0.0)),
             (0.0, 1.0, &[], 1.0, Some(1.0)),

@@ -1,0 +1,64 @@
+//! Scheduler configuration (spec §3.8, scheduler keys).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::scoring::DEFAULT_STICKINESS;
+
+/// Configuration of the scheduler's decisions and of its controller loops.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Interval of the periodic re-evaluation of every placed application, and the
+    /// window during which a freshly bound application is not moved to a better cluster
+    /// (`reschedule_after`, 60 s).
+    pub reschedule_after: Duration,
+    /// Stickiness weight of the current cluster (0.1).
+    pub stickiness: f64,
+    /// Concurrent reconciliations per handler (`worker_count`, 5).
+    pub worker_count: usize,
+    /// Delay between a change and its handling, coalescing bursts (`debounce`, 1 s).
+    pub debounce: Duration,
+    /// Timeout of one metrics-provider query (20 s).
+    pub metrics_timeout: Duration,
+    /// Delay before looking again at an application waiting for an automatically
+    /// created cluster (30 s).
+    pub waiting_on_cluster_delay: Duration,
+    /// TOSCA template of automatically created clusters
+    /// (`automatic_cluster_creation.tosca_file`).
+    pub tosca_file: Option<PathBuf>,
+    /// Time an unused automatically created cluster is kept
+    /// (`automatic_cluster_creation.deletion_retention`, 600 s).
+    pub deletion_retention: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            reschedule_after: Duration::from_secs(60),
+            stickiness: DEFAULT_STICKINESS,
+            worker_count: 5,
+            debounce: Duration::from_secs(1),
+            metrics_timeout: Duration::from_secs(20),
+            waiting_on_cluster_delay: Duration::from_secs(30),
+            tosca_file: None,
+            deletion_retention: Duration::from_secs(600),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_upstreams() {
+        let c = Config::default();
+        assert_eq!(c.reschedule_after, Duration::from_secs(60));
+        assert_eq!(c.stickiness, 0.1);
+        assert_eq!(c.worker_count, 5);
+        assert_eq!(c.debounce, Duration::from_secs(1));
+        assert_eq!(c.metrics_timeout, Duration::from_secs(20));
+        assert_eq!(c.waiting_on_cluster_delay, Duration::from_secs(30));
+        assert_eq!(c.deletion_retention, Duration::from_secs(600));
+    }
+}

@@ -1,0 +1,361 @@
+//! The in-memory cache a reflector fills: a map from [`ObjectKey`] to the latest known
+//! version of every object of one kind.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use krake_client::WatchEvent;
+use krake_crds::Resource;
+use tokio::sync::watch;
+
+/// Identifies an object of one kind: its namespace (`None` for global kinds) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// Namespace; `None` for global kinds.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// A key from its parts.
+    pub fn new(namespace: Option<&str>, name: &str) -> Self {
+        ObjectKey {
+            namespace: namespace.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+
+    /// The key of `obj`. The namespace of global kinds is ignored (always `None`).
+    pub fn of<R: Resource>(obj: &R) -> Self {
+        let meta = obj.metadata();
+        ObjectKey {
+            namespace: if R::NAMESPACED {
+                meta.namespace.clone()
+            } else {
+                None
+            },
+            name: meta.name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    /// `namespace/name`, or `name` for global kinds.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// A change of the store, delivered to reflector subscribers after the store was
+/// updated.
+#[derive(Debug, Clone)]
+pub enum Change<R> {
+    /// An object appeared.
+    Added(Arc<R>),
+    /// An object changed.
+    Modified {
+        /// The version the store held before.
+        old: Arc<R>,
+        /// The version it holds now.
+        new: Arc<R>,
+    },
+    /// An object disappeared (removed from storage, or absent from a re-list); carries
+    /// its last known version.
+    Deleted(Arc<R>),
+}
+
+impl<R: Resource> Change<R> {
+    /// The object concerned (the new version for [`Change::Modified`]).
+    pub fn object(&self) -> &Arc<R> {
+        match self {
+            Change::Added(o) | Change::Deleted(o) => o,
+            Change::Modified { new, .. } => new,
+        }
+    }
+
+    /// The key of the object concerned.
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::of(self.object().as_ref())
+    }
+}
+
+struct Shared<R> {
+    objects: RwLock<HashMap<ObjectKey, Arc<R>>>,
+    synced: watch::Sender<bool>,
+}
+
+impl<R> Shared<R> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<ObjectKey, Arc<R>>> {
+        // A panic while holding the lock cannot leave the map half-updated (single
+        // insert/remove calls), so a poisoned lock is still usable.
+        self.objects.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<ObjectKey, Arc<R>>> {
+        self.objects.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A cheaply clonable, read-only view of the objects of one kind.
+///
+/// Objects are shared (`Arc`); reads never wait for the network.
+pub struct Store<R> {
+    shared: Arc<Shared<R>>,
+}
+
+impl<R> Clone for Store<R> {
+    fn clone(&self) -> Self {
+        Store {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<R> fmt::Debug for Store<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("len", &self.shared.read().len())
+            .field("synced", &*self.shared.synced.borrow())
+            .finish()
+    }
+}
+
+impl<R: Resource> Store<R> {
+    /// The object with this key.
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<R>> {
+        self.shared.read().get(key).cloned()
+    }
+
+    /// The object named `name` in `namespace` (`None` for global kinds).
+    pub fn get_named(&self, namespace: Option<&str>, name: &str) -> Option<Arc<R>> {
+        let key = ObjectKey::new(if R::NAMESPACED { namespace } else { None }, name);
+        self.get(&key)
+    }
+
+    /// Every object, in no particular order.
+    pub fn list(&self) -> Vec<Arc<R>> {
+        self.shared.read().values().cloned().collect()
+    }
+
+    /// The objects for which `pred` holds.
+    pub fn filter(&self, mut pred: impl FnMut(&R) -> bool) -> Vec<Arc<R>> {
+        self.shared
+            .read()
+            .values()
+            .filter(|o| pred(o))
+            .cloned()
+            .collect()
+    }
+
+    /// Every key.
+    pub fn keys(&self) -> Vec<ObjectKey> {
+        self.shared.read().keys().cloned().collect()
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.shared.read().len()
+    }
+
+    /// Whether the store holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.shared.read().is_empty()
+    }
+
+    /// Whether a first complete list was loaded. Stays `true` afterwards (during
+    /// reconnections the store keeps serving the last known state).
+    pub fn is_synced(&self) -> bool {
+        *self.shared.synced.borrow()
+    }
+
+    /// Wait until [`Store::is_synced`].
+    pub async fn wait_until_synced(&self) {
+        let mut rx = self.shared.synced.subscribe();
+        // The sender lives in `self.shared`, so it cannot be dropped while we wait.
+        let _ = rx.wait_for(|synced| *synced).await;
+    }
+}
+
+/// The single writer of a [`Store`] (normally owned by a [`crate::Reflector`]; public for
+/// custom sources and for tests of code that reads stores).
+pub struct Writer<R> {
+    shared: Arc<Shared<R>>,
+}
+
+impl<R> fmt::Debug for Writer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl<R: Resource> Default for Writer<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R: Resource> Writer<R> {
+    /// An empty, unsynced store.
+    pub fn new() -> Self {
+        Writer {
+            shared: Arc::new(Shared {
+                objects: RwLock::new(HashMap::new()),
+                synced: watch::Sender::new(false),
+            }),
+        }
+    }
+
+    /// A reader of the store.
+    pub fn store(&self) -> Store<R> {
+        Store {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Mark the store synced (a complete list was loaded).
+    pub fn mark_synced(&mut self) {
+        self.shared.synced.send_replace(true);
+    }
+
+    /// Apply one watch event; returns the resulting change, or `None` when the store
+    /// already reflected it (e.g. an event replayed after a reconnection).
+    pub fn apply(&mut self, event: WatchEvent<R>) -> Option<Change<R>> {
+        match event {
+            WatchEvent::Added(obj) | WatchEvent::Modified(obj) => self.upsert(obj),
+            WatchEvent::Deleted(obj) => {
+                let key = ObjectKey::of(&obj);
+                let old = self.shared.write().remove(&key);
+                old.map(|_| Change::Deleted(Arc::new(obj)))
+            }
+        }
+    }
+
+    /// Insert or replace one object; `None` when an equal object was already stored.
+    pub fn upsert(&mut self, obj: R) -> Option<Change<R>> {
+        let key = ObjectKey::of(&obj);
+        let mut map = self.shared.write();
+        match map.get(&key) {
+            Some(old) if **old == obj => None,
+            Some(old) => {
+                let old = old.clone();
+                let new = Arc::new(obj);
+                map.insert(key, new.clone());
+                Some(Change::Modified { old, new })
+            }
+            None => {
+                let new = Arc::new(obj);
+                map.insert(key, new.clone());
+                Some(Change::Added(new))
+            }
+        }
+    }
+
+    /// Replace the whole content with a fresh list; returns the differences
+    /// (additions, modifications, then deletions of objects absent from the list).
+    pub fn replace(&mut self, items: Vec<R>) -> Vec<Change<R>> {
+        let mut fresh: HashMap<ObjectKey, Arc<R>> = HashMap::with_capacity(items.len());
+        let mut changes = Vec::new();
+        let mut map = self.shared.write();
+        for obj in items {
+            let key = ObjectKey::of(&obj);
+            match map.remove(&key) {
+                Some(old) if *old == obj => {
+                    fresh.insert(key, old);
+                }
+                Some(old) => {
+                    let new = Arc::new(obj);
+                    fresh.insert(key, new.clone());
+                    changes.push(Change::Modified { old, new });
+                }
+                None => {
+                    let new = Arc::new(obj);
+                    fresh.insert(key, new.clone());
+                    changes.push(Change::Added(new));
+                }
+            }
+        }
+        let mut gone: Vec<_> = map.drain().collect();
+        gone.sort_by(|a, b| a.0.cmp(&b.0));
+        changes.extend(gone.into_iter().map(|(_, obj)| Change::Deleted(obj)));
+        *map = fresh;
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use krake_crds::Metadata;
+    use krake_crds::core::Role;
+
+    fn role(name: &str, rv: &str) -> Role {
+        let mut meta = Metadata::named(name);
+        meta.resource_version = Some(rv.into());
+        Role::new(meta, vec![])
+    }
+
+    #[tokio::test]
+    async fn apply_and_replace_report_differences() {
+        let mut writer = Writer::<Role>::new();
+        let store = writer.store();
+        assert!(!store.is_synced());
+
+        assert!(matches!(
+            writer.apply(WatchEvent::Added(role("a", "1"))),
+            Some(Change::Added(_))
+        ));
+        // Replayed event: no change.
+        assert!(writer.apply(WatchEvent::Added(role("a", "1"))).is_none());
+        match writer.apply(WatchEvent::Modified(role("a", "2"))) {
+            Some(Change::Modified { old, new }) => {
+                assert_eq!(old.metadata.resource_version.as_deref(), Some("1"));
+                assert_eq!(new.metadata.resource_version.as_deref(), Some("2"));
+            }
+            other => panic!("{other:?}"),
+        }
+        writer.apply(WatchEvent::Added(role("b", "3")));
+        assert_eq!(store.len(), 2);
+
+        // Re-list: a unchanged, b gone, c new.
+        let changes = writer.replace(vec![role("a", "2"), role("c", "5")]);
+        let summary: Vec<String> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Added(o) => format!("+{}", o.metadata.name),
+                Change::Modified { new, .. } => format!("~{}", new.metadata.name),
+                Change::Deleted(o) => format!("-{}", o.metadata.name),
+            })
+            .collect();
+        assert_eq!(summary, vec!["+c", "-b"]);
+        assert!(store.get_named(None, "b").is_none());
+        assert!(store.get_named(Some("ignored"), "c").is_some());
+
+        assert!(matches!(
+            writer.apply(WatchEvent::Deleted(role("c", "6"))),
+            Some(Change::Deleted(_))
+        ));
+        // Deleting an unknown object is no change.
+        assert!(writer.apply(WatchEvent::Deleted(role("zz", "7"))).is_none());
+
+        let waiter = tokio::spawn({
+            let store = store.clone();
+            async move { store.wait_until_synced().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        writer.mark_synced();
+        waiter.await.unwrap();
+        assert!(store.is_synced());
+    }
+
+    #[test]
+    fn keys_display() {
+        assert_eq!(ObjectKey::new(Some("ns"), "a").to_string(), "ns/a");
+        assert_eq!(ObjectKey::new(None, "a").to_string(), "a");
+    }
+}

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install what building and testing needs, when missing: protoc (etcd-client's build),
-# etcd (storage and end-to-end tests). Debian/Ubuntu packages; run as root or with sudo.
+# etcd (storage and end-to-end tests), prometheus (the scheduler's real-Prometheus test).
+# Debian/Ubuntu packages; run as root or with sudo.
 set -euo pipefail
 
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
@@ -18,3 +20,4 @@ fi
 
 protoc --version
 etcd --version | head -1
+prometheus --version 2>&1 | head -1

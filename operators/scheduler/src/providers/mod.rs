@@ -5,6 +5,7 @@
 //! `UNREACHABLE_METRICS_PROVIDER`; a provider that answers without a usable value for the
 //! metric is `INVALID_METRIC`.
 
+mod http;
 mod influx;
 mod kafka;
 mod prometheus;
@@ -12,6 +13,9 @@ mod static_provider;
 
 use async_trait::async_trait;
 
+pub use http::{
+    DEFAULT_QUERY_TIMEOUT, InfluxProvider, KafkaProvider, PrometheusProvider, Providers,
+};
 pub use influx::{influx_flux_query, parse_influx_csv};
 pub use kafka::{kafka_request_body, parse_kafka_response};
 pub use prometheus::{parse_prometheus_response, prometheus_query_url};

@@ -1,0 +1,1 @@
+//! The Krake garbage collector.

@@ -18,6 +18,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# sed reads everything (head would close the pipe early: SIGPIPE under pipefail).
 protoc --version
-etcd --version | head -1
-prometheus --version 2>&1 | head -1
+etcd --version | sed -n 1p
+prometheus --version 2>&1 | sed -n 1p

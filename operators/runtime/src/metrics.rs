@@ -120,32 +120,29 @@ impl Metrics {
         let labels = ControllerLabels {
             controller: name.to_string(),
         };
+        // Each `get_or_create` holds a read lock on its family until the guard is
+        // dropped: take one counter per statement.
+        let result = |result: &'static str| {
+            self.reconciles
+                .get_or_create(&ResultLabels {
+                    controller: name.to_string(),
+                    result,
+                })
+                .clone()
+        };
+        let success = result("success");
+        let error = result("error");
+        let skipped = result("skipped");
+        let duration = self.duration.get_or_create(&labels).clone();
+        let queue_depth = self.queue_depth.get_or_create(&labels).clone();
         ControllerMetrics {
             name: name.to_string(),
-            success: self
-                .reconciles
-                .get_or_create(&ResultLabels {
-                    controller: name.to_string(),
-                    result: "success",
-                })
-                .clone(),
-            error: self
-                .reconciles
-                .get_or_create(&ResultLabels {
-                    controller: name.to_string(),
-                    result: "error",
-                })
-                .clone(),
-            skipped: self
-                .reconciles
-                .get_or_create(&ResultLabels {
-                    controller: name.to_string(),
-                    result: "skipped",
-                })
-                .clone(),
+            success,
+            error,
+            skipped,
             errors: self.errors.clone(),
-            duration: self.duration.get_or_create(&labels).clone(),
-            queue_depth: self.queue_depth.get_or_create(&labels).clone(),
+            duration,
+            queue_depth,
         }
     }
 

@@ -81,7 +81,7 @@ enum RawEvent<R> {
 /// Parse one non-empty watch line.
 pub fn parse_watch_line<R: Resource>(line: &[u8]) -> Result<WatchEvent<R>> {
     let raw: RawEvent<R> = serde_json::from_slice(line)
-        .map_err(|e| Error::Decode(format!("watch event of {}: {e}", R::KIND)))?;
+        .map_err(|e| Error::decode(&format!("watch event of {}", R::KIND), &e))?;
     Ok(match raw {
         RawEvent::Added(o) => WatchEvent::Added(o),
         RawEvent::Modified(o) => WatchEvent::Modified(o),
@@ -206,7 +206,7 @@ impl<R: Resource> Api<R> {
             .into_iter()
             .map(|v| {
                 serde_json::from_value(v)
-                    .map_err(|e| Error::Decode(format!("list item of {}: {e}", R::KIND)))
+                    .map_err(|e| Error::decode(&format!("list item of {}", R::KIND), &e))
             })
             .collect::<Result<Vec<R>>>()?;
         Ok(ObjectList {

@@ -44,7 +44,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Extra attempts after a transport error, time-out or 5xx answer (exponential
     /// backoff from [`RETRY_INITIAL_DELAY`] to [`RETRY_MAX_DELAY`]). 4xx answers are
-    /// never retried. Watches are not retried (the reflector resumes them).
+    /// never retried. Watches are not retried (the reflector resumes them). A retried
+    /// create whose first attempt did reach the server answers 409 (already exists).
     pub retries: u32,
 }
 
@@ -177,7 +178,7 @@ impl Client {
                 Err(err) => return Err(err),
                 Ok(bytes) => {
                     return serde_json::from_slice(&bytes)
-                        .map_err(|e| Error::Decode(format!("{method} {path_and_query}: {e}")));
+                        .map_err(|e| Error::decode(&format!("{method} {path_and_query}"), &e));
                 }
             }
         }

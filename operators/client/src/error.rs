@@ -108,6 +108,13 @@ impl Error {
         }
     }
 
+    /// A [`Error::Decode`] for a JSON decoding failure of `what`. Quoted values in
+    /// serde's message (which could be secrets: tokens, keys) are elided; field names
+    /// and positions are kept.
+    pub fn decode(what: &str, err: &serde_json::Error) -> Error {
+        Error::Decode(format!("{what}: {}", redact_quoted(&err.to_string())))
+    }
+
     /// Map an error response (status and body) to an error, parsing problem+json.
     pub fn from_response(status: u16, body: &[u8]) -> Error {
         #[derive(serde::Deserialize)]
@@ -132,6 +139,24 @@ impl Error {
             },
         }
     }
+}
+
+/// Replace the content of every `"..."` with `…`.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_quotes = false;
+    for c in message.chars() {
+        if c == '"' {
+            if in_quotes {
+                out.push('…');
+            }
+            in_quotes = !in_quotes;
+            out.push(c);
+        } else if !in_quotes {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The start of a non-JSON body, as text, for error messages.
@@ -196,6 +221,26 @@ mod tests {
             panic!()
         };
         assert_eq!(detail.len(), 259);
+    }
+
+    #[test]
+    fn decode_errors_elide_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Kubeconfig {
+            users: std::collections::BTreeMap<String, String>,
+        }
+        let err = serde_json::from_str::<Kubeconfig>(r#"{"users": "token-s3cr3t"}"#).unwrap_err();
+        let message = Error::decode("Cluster", &err).to_string();
+        assert!(!message.contains("s3cr3t"), "{message}");
+        assert!(message.contains("Cluster"), "{message}");
+        assert!(message.contains("line 1"), "{message}");
+        let err = serde_json::from_str::<Kubeconfig>("{}").unwrap_err();
+        assert!(
+            Error::decode("x", &err)
+                .to_string()
+                .contains("missing field `users`")
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// Decode the body as JSON.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::Decode(e.to_string()))
+        serde_json::from_slice(&self.body).map_err(|e| Error::decode("response body", &e))
     }
 
     /// Decode the body as JSON when the status is 2xx; otherwise the error the status

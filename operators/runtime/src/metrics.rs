@@ -37,7 +37,7 @@ pub struct ErrorLabels {
 pub struct ReflectorLabels {
     /// Reflector name (the kind, e.g. `kubernetes/Application`).
     pub reflector: String,
-    /// `list` or `watch`.
+    /// `list`, `watch` or `decode`.
     pub operation: &'static str,
 }
 
@@ -54,7 +54,8 @@ fn duration_histogram() -> Histogram {
 /// * `krake_controller_reconcile_errors_total{controller, kind}`
 /// * `krake_controller_reconcile_duration_seconds{controller}` (histogram)
 /// * `krake_controller_queue_depth{controller}` (keys ready to be processed)
-/// * `krake_reflector_failures_total{reflector, operation}` (failed lists and watches)
+/// * `krake_reflector_failures_total{reflector, operation}` (`list`: failed lists,
+///   `watch`: interrupted watches including 410, `decode`: skipped undecodable events)
 #[derive(Clone, Debug)]
 pub struct Metrics {
     reconciles: Family<ResultLabels, Counter>,

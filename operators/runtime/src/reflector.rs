@@ -247,8 +247,16 @@ impl<R: Resource> Reflector<R> {
             shutdown.cancelled().await;
             return;
         }
+        // Reset the flag however this future ends (also when it is dropped), so that
+        // the reflector can be run again later.
+        struct Running<'a>(&'a AtomicBool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        let _running = Running(&self.inner.running);
         self.run_loop(&shutdown).await;
-        self.inner.running.store(false, Ordering::SeqCst);
     }
 
     async fn sleep(&self, delay: Duration, shutdown: &CancellationToken) -> bool {

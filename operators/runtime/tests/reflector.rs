@@ -292,3 +292,33 @@ async fn periodic_relist_corrects_a_cache_that_missed_events() {
     shutdown.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reflector_can_run_again_after_its_task_was_dropped() {
+    let api = FakeApi::<Role>::new();
+    api.put(role("a", "1"));
+    let reflector = Reflector::new(api.clone(), config());
+    let task = tokio::spawn({
+        let r = reflector.clone();
+        async move { r.run(CancellationToken::new()).await }
+    });
+    reflector.store().wait_until_synced().await;
+    settle().await;
+    task.abort();
+    let _ = task.await;
+    let lists = || api.calls().iter().filter(|c| *c == "list").count();
+    assert_eq!(lists(), 1);
+
+    api.put(role("b", "1"));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let r = reflector.clone();
+        let s = shutdown.clone();
+        async move { r.run(s).await }
+    });
+    settle().await;
+    assert_eq!(lists(), 2, "a new run lists again");
+    assert!(reflector.store().get_named(None, "b").is_some());
+    shutdown.cancel();
+    task.await.unwrap();
+}

@@ -336,6 +336,27 @@ async fn next_event<R: Resource>(
         .expect("event, not error")
 }
 
+/// Wait until the server counts `n` open watch streams (its `/metrics`).
+async fn wait_for_watchers(client: &Client, n: usize) {
+    let url = format!("{}/metrics", client.base_url());
+    let expected = format!("krake_api_open_watchers {n}");
+    for _ in 0..200 {
+        let response = client
+            .transport()
+            .get_json(&url, Duration::from_secs(5))
+            .await
+            .unwrap();
+        if String::from_utf8_lossy(&response.body)
+            .lines()
+            .any(|l| l == expected)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server never counted {n} open watchers");
+}
+
 fn summary<R: Resource>(event: &WatchEvent<R>) -> String {
     let t = match event {
         WatchEvent::Added(_) => "ADDED",
@@ -355,8 +376,9 @@ async fn watch_live_replay_and_resume() {
     // Live watch of one namespace: events of other namespaces are not delivered.
     let mut live = apps.watch(Some("ns1"), None);
     // The request is sent on first poll; make sure it is established before writing.
-    let pending = tokio::time::timeout(Duration::from_millis(300), live.next()).await;
+    let pending = tokio::time::timeout(Duration::from_millis(100), live.next()).await;
     assert!(pending.is_err(), "no event expected yet");
+    wait_for_watchers(&client, 1).await;
     apps.create(&app("ns2", "other")).await.unwrap();
     apps.create(&app("ns1", "mine")).await.unwrap();
     assert_eq!(summary(&next_event(&mut live).await), "ADDED mine");

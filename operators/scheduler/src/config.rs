@@ -16,8 +16,6 @@ pub struct Config {
     pub stickiness: f64,
     /// Concurrent reconciliations per handler (`worker_count`, 5).
     pub worker_count: usize,
-    /// Delay between a change and its handling, coalescing bursts (`debounce`, 1 s).
-    pub debounce: Duration,
     /// Timeout of one metrics-provider query (20 s).
     pub metrics_timeout: Duration,
     /// Delay before looking again at an application waiting for an automatically
@@ -37,7 +35,6 @@ impl Default for Config {
             reschedule_after: Duration::from_secs(60),
             stickiness: DEFAULT_STICKINESS,
             worker_count: 5,
-            debounce: Duration::from_secs(1),
             metrics_timeout: Duration::from_secs(20),
             waiting_on_cluster_delay: Duration::from_secs(30),
             tosca_file: None,
@@ -56,7 +53,6 @@ mod tests {
         assert_eq!(c.reschedule_after, Duration::from_secs(60));
         assert_eq!(c.stickiness, 0.1);
         assert_eq!(c.worker_count, 5);
-        assert_eq!(c.debounce, Duration::from_secs(1));
         assert_eq!(c.metrics_timeout, Duration::from_secs(20));
         assert_eq!(c.waiting_on_cluster_delay, Duration::from_secs(30));
         assert_eq!(c.deletion_retention, Duration::from_secs(600));

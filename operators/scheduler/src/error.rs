@@ -85,6 +85,28 @@ impl Error {
     }
 }
 
+impl From<krake_client::Error> for Error {
+    fn from(e: krake_client::Error) -> Self {
+        Error::Api(e.to_string())
+    }
+}
+
+impl krake_runtime::ReconcileError for Error {
+    fn kind(&self) -> String {
+        match self {
+            Error::NoSuitableResource(_) => "no_suitable_resource",
+            Error::InvalidMetric { .. } => "invalid_metric",
+            Error::UnreachableMetricsProvider { .. } => "unreachable_metrics_provider",
+            Error::UnknownMetric(_) => "unknown_metric",
+            Error::UnknownMetricsProvider(_) => "unknown_metrics_provider",
+            Error::WaitingOnCluster(_) => "waiting_on_cluster",
+            Error::ClusterCreation(_) => "cluster_creation",
+            Error::Api(_) => "api",
+        }
+        .to_string()
+    }
+}
+
 /// Result with the scheduler's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

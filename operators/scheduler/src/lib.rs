@@ -10,11 +10,13 @@
 //! * [`application`], [`cluster`], [`magnum`]: the three scheduling decisions;
 //! * [`metrics`]: resolution, normalisation and the metric-driven status transitions.
 //!
-//! [`providers`] queries metrics providers (static, Prometheus, KSQL, InfluxDB).
+//! [`providers`] queries metrics providers (static, Prometheus, KSQL, InfluxDB), and
+//! [`run`] runs the three handlers against the Krake API.
 
 pub mod application;
 pub mod cluster;
 pub mod config;
+mod controller;
 pub mod error;
 pub mod inheritance;
 pub mod magnum;
@@ -25,4 +27,5 @@ pub mod providers;
 pub mod scoring;
 
 pub use config::Config;
+pub use controller::{run, run_with_chooser};
 pub use error::{Error, ProviderError, Result};

@@ -86,7 +86,9 @@ impl Config {
             ));
         }
         if self.wait_requeue.is_zero() {
-            return Err(Error::Config("the wait requeue delay must be positive".into()));
+            return Err(Error::Config(
+                "the wait requeue delay must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -131,9 +133,11 @@ impl Shared {
                         if let Some(p) = previous {
                             owners.extend(p.owners);
                         }
-                        wake.extend(owners.into_iter().filter(|o| {
-                            graph.state(o).is_some_and(|s| s.cascading)
-                        }));
+                        wake.extend(
+                            owners
+                                .into_iter()
+                                .filter(|o| graph.state(o).is_some_and(|s| s.cascading)),
+                        );
                     }
                 }
                 Change::Deleted(obj) => {
@@ -216,35 +220,10 @@ impl<R: Resource> KindHandle for Typed<R> {
             .store()
             .get(&ObjectKey::new(id.namespace.as_deref(), &id.name));
         Box::pin(async move {
-            let Some(stored) = stored else {
-                return Ok(Released::Gone);
-            };
-            let mut obj = stored.as_ref().clone();
-            for _ in 0..RELEASE_ATTEMPTS {
-                if !is_cascading(obj.metadata()) {
-                    return Ok(Released::NotNeeded);
-                }
-                // The last finalizer is ours (checked above); the update is conditional
-                // on the version it was read at.
-                obj.metadata_mut().finalizers.pop();
-                match api.update(&obj).await {
-                    Ok(_) => return Ok(Released::Removed),
-                    Err(e) if e.is_not_found() => return Ok(Released::Gone),
-                    Err(e) if e.is_conflict() => {
-                        tracing::debug!(error = %e, "finalizer removal conflicted, reading again");
-                        match api.get(id.namespace.as_deref(), &id.name).await {
-                            Ok(fresh) => obj = fresh,
-                            Err(e) if e.is_not_found() => return Ok(Released::Gone),
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+            match stored {
+                Some(stored) => release_object(&api, &id, stored.as_ref().clone()).await,
+                None => Ok(Released::Gone),
             }
-            Err(Error::Conflicts {
-                object: id.to_string(),
-                attempts: RELEASE_ATTEMPTS,
-            })
         })
     }
 
@@ -261,6 +240,36 @@ impl<R: Resource> KindHandle for Typed<R> {
     fn set_metrics(&self, metrics: &Metrics) {
         self.reflector.set_metrics(metrics);
     }
+}
+
+/// Remove `cascade_deletion` from `obj` (read at some version) with a conditional PUT;
+/// on a conflict read the object again and retry while it is still in cascade deletion.
+async fn release_object<R: Resource>(api: &Api<R>, id: &NodeId, mut obj: R) -> Result<Released> {
+    for _ in 0..RELEASE_ATTEMPTS {
+        if !is_cascading(obj.metadata()) {
+            return Ok(Released::NotNeeded);
+        }
+        // The last finalizer is ours (checked above); the update is conditional on the
+        // version the object was read at.
+        obj.metadata_mut().finalizers.pop();
+        match api.update(&obj).await {
+            Ok(_) => return Ok(Released::Removed),
+            Err(e) if e.is_not_found() => return Ok(Released::Gone),
+            Err(e) if e.is_conflict() => {
+                tracing::debug!(error = %e, "finalizer removal conflicted, reading again");
+                match api.get(id.namespace.as_deref(), &id.name).await {
+                    Ok(fresh) => obj = fresh,
+                    Err(e) if e.is_not_found() => return Ok(Released::Gone),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflicts {
+        object: id.to_string(),
+        attempts: RELEASE_ATTEMPTS,
+    })
 }
 
 type Kinds = HashMap<(&'static str, &'static str), Arc<dyn KindHandle>>;
@@ -405,7 +414,9 @@ impl GarbageCollector {
     /// `metrics` (controller label `garbage-collector`).
     pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
         self.metrics = metrics.controller(NAME);
-        self.shared.queue.set_depth_gauge(self.metrics.queue_depth());
+        self.shared
+            .queue
+            .set_depth_gauge(self.metrics.queue_depth());
         for kind in self.kinds.values() {
             kind.set_metrics(metrics);
         }
@@ -508,4 +519,86 @@ impl GarbageCollector {
 /// is cancelled (see [`GarbageCollector`]).
 pub async fn run(client: Client, config: Config, shutdown: CancellationToken) -> Result<()> {
     GarbageCollector::new(&client, config).run(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use krake_client::ClientConfig;
+    use krake_crds::Metadata;
+
+    async fn server() -> (krake_api_server::RunningServer, Client, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = krake_api_server::start(krake_api_server::Config::for_embedded(dir.path()))
+            .await
+            .unwrap();
+        let client = Client::new(ClientConfig::new(format!("http://{}", server.addr))).unwrap();
+        (server, client, dir)
+    }
+
+    fn id(name: &str) -> NodeId {
+        NodeId {
+            api: "core".into(),
+            kind: "Role".into(),
+            namespace: None,
+            name: name.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn deleting_or_releasing_a_missing_object_is_no_error() {
+        let (_server, client, _dir) = server().await;
+        let shared = Arc::new(Shared {
+            graph: Mutex::new(Graph::new()),
+            queue: WorkQueue::new(Backoff::default()),
+        });
+        let roles = Typed::<Role>::new(&client, &ReflectorConfig::default(), &shared);
+        roles.delete(id("ghost")).await.unwrap();
+        assert_eq!(roles.release(id("ghost")).await.unwrap(), Released::Gone);
+
+        // A stale copy of an object removed meanwhile.
+        let api = client.api::<Role>();
+        api.create(&Role::new(Metadata::named("r"), vec![]))
+            .await
+            .unwrap();
+        let stale = api.delete(None, "r", false).await.unwrap();
+        let mut last = api.get(None, "r").await.unwrap();
+        last.metadata.finalizers.clear();
+        api.update(&last).await.unwrap();
+        assert_eq!(
+            release_object(&api, &id("r"), stale).await.unwrap(),
+            Released::Gone
+        );
+    }
+
+    #[tokio::test]
+    async fn finalizer_removal_is_conditional_and_retried_on_conflict() {
+        let (_server, client, _dir) = server().await;
+        let api = client.api::<Role>();
+        let mut meta = Metadata::named("r");
+        meta.finalizers = vec!["other".into()];
+        api.create(&Role::new(meta, vec![])).await.unwrap();
+        let stale = api.delete(None, "r", false).await.unwrap();
+        assert!(is_cascading(&stale.metadata));
+        // Someone changes the object after our read.
+        let mut fresh = api.get(None, "r").await.unwrap();
+        fresh.metadata.labels.insert("touched".into(), "yes".into());
+        api.update(&fresh).await.unwrap();
+
+        let mut blind = stale.clone();
+        blind.metadata.finalizers.pop();
+        assert!(api.update(&blind).await.unwrap_err().is_conflict());
+        assert_eq!(
+            release_object(&api, &id("r"), stale.clone()).await.unwrap(),
+            Released::Removed
+        );
+        let now = api.get(None, "r").await.unwrap();
+        assert_eq!(now.metadata.finalizers, ["other"]);
+        assert_eq!(now.metadata.labels.get("touched"), Some(&"yes".into()));
+        // Already released: nothing to do.
+        assert_eq!(
+            release_object(&api, &id("r"), stale).await.unwrap(),
+            Released::NotNeeded
+        );
+    }
 }

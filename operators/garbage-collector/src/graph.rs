@@ -157,7 +157,10 @@ impl<K: Clone + Eq + Hash + Ord> Graph<K> {
 
     /// The owners of an existing object (empty for unknown objects).
     pub fn owners(&self, id: &K) -> &[K] {
-        self.nodes.get(id).map(|n| n.owners.as_slice()).unwrap_or(&[])
+        self.nodes
+            .get(id)
+            .map(|n| n.owners.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The existing objects that name `id` as an owner, in key order.
@@ -278,7 +281,10 @@ mod tests {
         cascading: false,
     };
 
-    fn graph(edges: &[(&'static str, &'static str)], nodes: &[&'static str]) -> Graph<&'static str> {
+    fn graph(
+        edges: &[(&'static str, &'static str)],
+        nodes: &[&'static str],
+    ) -> Graph<&'static str> {
         let mut g = Graph::new();
         for n in nodes {
             let owners: Vec<&str> = edges
@@ -326,7 +332,12 @@ mod tests {
     fn diamond_is_not_a_cycle() {
         // cloud → k1, k2 → app (app owned by both clusters)
         let mut g = graph(
-            &[("cloud", "k1"), ("cloud", "k2"), ("k1", "app"), ("k2", "app")],
+            &[
+                ("cloud", "k1"),
+                ("cloud", "k2"),
+                ("k1", "app"),
+                ("k2", "app"),
+            ],
             &["cloud", "k1", "k2", "app"],
         );
         for n in ["cloud", "k1", "k2", "app"] {
@@ -518,10 +529,7 @@ mod tests {
         fn productive(&self) -> Vec<(u32, bool)> {
             let mut actions = Vec::new();
             for (id, o) in &self.objects {
-                if !matches!(
-                    self.graph.decide(id),
-                    Decision::Ignore | Decision::Wait(_)
-                ) {
+                if !matches!(self.graph.decide(id), Decision::Ignore | Decision::Wait(_)) {
                     actions.push((*id, true));
                 }
                 if o.deleted && o.finalizers.last() == Some(&"other") {
@@ -575,7 +583,13 @@ mod tests {
         }
     }
 
-    fn check(n: u32, edges: Vec<(u32, u32)>, extra: Vec<bool>, roots: Vec<u32>, choices: Vec<usize>) {
+    fn check(
+        n: u32,
+        edges: Vec<(u32, u32)>,
+        extra: Vec<bool>,
+        roots: Vec<u32>,
+        choices: Vec<usize>,
+    ) {
         let mut sim = Sim::new(n, &edges, &extra);
         let initial = sim.edges();
         let mut expected = BTreeSet::new();
@@ -599,12 +613,19 @@ mod tests {
         assert!(sim.graph.cascading().is_empty());
         assert_eq!(sim.graph.len(), n as usize - removed.len());
         // Bottom-up: a dependent outside the owner's cycle goes first.
-        let position: BTreeMap<u32, usize> =
-            sim.removed.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let position: BTreeMap<u32, usize> = sim
+            .removed
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, i))
+            .collect();
         for x in &sim.removed {
             for y in reachable(&initial, *x) {
                 if !reachable(&initial, y).contains(x) && is_dag_path(&initial, *x, y) {
-                    assert!(position[&y] < position[x], "{x} removed before its dependent {y}");
+                    assert!(
+                        position[&y] < position[x],
+                        "{x} removed before its dependent {y}"
+                    );
                 }
             }
         }
@@ -643,8 +664,8 @@ mod tests {
 
     fn dag() -> impl Strategy<Value = (u32, Vec<(u32, u32)>)> {
         (1u32..14).prop_flat_map(|n| {
-            let edges = proptest::collection::vec((0..n, 0..n), 0..(3 * n as usize))
-                .prop_map(|pairs| {
+            let edges =
+                proptest::collection::vec((0..n, 0..n), 0..(3 * n as usize)).prop_map(|pairs| {
                     pairs
                         .into_iter()
                         .filter(|(a, b)| a != b)

@@ -54,7 +54,10 @@ pub const KINDS: [KindInfo; 14] = [
 
 /// The watched kind named `api`/`kind`.
 pub fn kind_info(api: &str, kind: &str) -> Option<KindInfo> {
-    KINDS.iter().copied().find(|k| k.api == api && k.kind == kind)
+    KINDS
+        .iter()
+        .copied()
+        .find(|k| k.api == api && k.kind == kind)
 }
 
 /// The identity of an object in the ownership graph and the collector's work-queue key:

@@ -328,10 +328,12 @@ pub fn hold_write(app: &Application) -> Write {
     }
 }
 
-/// The status after [`Write::Confirm`] at `now`.
+/// The status after [`Write::Confirm`] at `now`: `kube_controller_triggered` is now, or
+/// `metadata.modified` if that is later (the API server's clock is ahead of ours), so
+/// that the update is released whatever the clock skew.
 pub fn confirmed_status(app: &Application, now: DateTime<Utc>) -> ApplicationStatus {
     let mut status = app.status.clone();
-    status.kube_controller_triggered = Some(timestamp(now));
+    status.kube_controller_triggered = Some(timestamp(now).max(app.metadata.modified));
     status
 }
 
@@ -890,6 +892,12 @@ mod tests {
         let confirmed = confirmed_status(&a, now());
         assert_eq!(confirmed.kube_controller_triggered, Some(timestamp(now())));
         assert_eq!(confirmed.scheduled, a.status.scheduled);
+        // The API server's clock is ahead: the update is released all the same.
+        a.metadata.modified = at(5);
+        let confirmed = confirmed_status(&a, now());
+        assert_eq!(confirmed.kube_controller_triggered, Some(at(5)));
+        a.status = confirmed;
+        assert_eq!(decision_write(&a, &c), Write::Nothing);
     }
 
     #[test]

@@ -12,6 +12,29 @@
 //!
 //! [`providers`] queries metrics providers (static, Prometheus, KSQL, InfluxDB), and
 //! [`run`] runs the three handlers against the Krake API.
+//!
+//! # Deviations from upstream (bugs fixed, spec §4.7 and §13.2)
+//!
+//! * The periodic re-evaluation of a placed application has its own timer
+//!   (`reschedule_after` after its binding and after its last evaluation); watch events
+//!   never postpone it. An application whose cluster stops being ONLINE or matching its
+//!   label/custom-resource constraints is re-evaluated at once.
+//! * A cluster or cloud without fetched metrics does not match a metric constraint
+//!   (no crash); clouds never satisfy custom-resource constraints; no candidate at all is
+//!   `NO_SUITABLE_RESOURCE`, not a crash.
+//! * Cloud inheritance uses the label keys / metric names the cloud constraints name;
+//!   a cloud metric already referenced by the cluster is not added twice.
+//! * `max == min` is `INVALID_METRIC`; metrics are fetched once per pass, only for
+//!   clusters that could be eligible; `metrics_reasons` are cleared on recovery; status
+//!   is only written when it changes (no ONLINE rewrite of every cloud).
+//! * A DEGRADED application whose retry time has not come is requeued for that time
+//!   (not dropped); FAILED applications are not re-evaluated; a user update of an
+//!   application whose placement is held (`migration: false`, migration back-off) is
+//!   still released to the application controller.
+//! * Status writes are conditional on the object's `resource_version`; API errors are
+//!   retried with per-key exponential backoff.
+//! * Magnum clusters only use projects of their own namespace (tenant separation, as for
+//!   clusters and clouds).
 
 pub mod application;
 pub mod cluster;

@@ -32,6 +32,14 @@ impl Drop for Env {
 
 /// An API server and a scheduler re-evaluating every `reschedule_after`.
 async fn env(reschedule_after: Duration) -> Env {
+    env_with(Config {
+        reschedule_after,
+        ..Config::default()
+    })
+    .await
+}
+
+async fn env_with(config: Config) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let server = krake_api_server::start(ApiConfig::for_embedded(dir.path()))
         .await
@@ -43,10 +51,9 @@ async fn env(reschedule_after: Duration) -> Env {
     .unwrap();
     let shutdown = CancellationToken::new();
     let config = Config {
-        reschedule_after,
         worker_count: 2,
         metrics_timeout: Duration::from_secs(2),
-        ..Config::default()
+        ..config
     };
     let scheduler_client = client.clone();
     let token = shutdown.clone();
@@ -506,6 +513,93 @@ async fn magnum_clusters_are_bound_to_projects() {
         failed.status.reason.unwrap().code,
         ReasonCode::NoSuitableResource
     );
+}
+
+const TOSCA: &str = "tosca_definitions_version: tosca_simple_yaml_1_0
+topology_template:
+  outputs:
+    kubeconfig:
+      value: from-the-infrastructure
+";
+
+#[tokio::test]
+async fn automatic_cluster_creation_on_the_best_cloud() {
+    let tosca_dir = tempfile::tempdir().unwrap();
+    let tosca_file = tosca_dir.path().join("cluster.yaml");
+    std::fs::write(&tosca_file, TOSCA).unwrap();
+    let env = env_with(Config {
+        reschedule_after: Duration::from_secs(60),
+        tosca_file: Some(tosca_file),
+        waiting_on_cluster_delay: Duration::from_secs(1),
+        ..Config::default()
+    })
+    .await;
+    let c = &env.client;
+    static_metrics(c, json!({"good": 0.9, "bad": 0.1})).await;
+    for (name, metric) in [("poor", "heat-bad"), ("rich", "heat-good")] {
+        let cloud: GlobalCloud = parse(json!({
+            "metadata": {"name": name, "labels": {"location": "DE"}},
+            "spec": openstack(json!([{"name": metric, "weight": 1}]))
+        }));
+        c.api::<GlobalCloud>().create(&cloud).await.unwrap();
+    }
+    create_app(
+        c,
+        "app",
+        json!({"auto_cluster_create": true,
+               "constraints": {"cluster": {"labels": ["location = DE"]}}}),
+    )
+    .await;
+
+    let waiting = eventually("cluster creation started", WAIT, || async {
+        let a: Application = get(c, Some(NS), "app").await;
+        (a.status.state == ApplicationState::WaitingForClusterCreation).then_some(a)
+    })
+    .await;
+    let name = waiting.status.auto_cluster_create_started.clone().unwrap();
+    assert!(name.starts_with("cluster-"), "{name}");
+    let created: Cluster = get(c, Some(NS), &name).await;
+    assert!(created.spec.auto_generated);
+    assert!(created.spec.inherit_metrics && created.metadata.inherit_labels);
+    assert_eq!(
+        created.spec.tosca["tosca_definitions_version"],
+        json!("tosca_simple_yaml_1_0")
+    );
+    assert_eq!(
+        created
+            .spec
+            .constraints
+            .cloud
+            .labels
+            .as_ref()
+            .map(|l| l[0].as_str().to_string()),
+        Some("location = DE".to_string())
+    );
+    let cloud = eventually("created cluster bound to a cloud", WAIT, || async {
+        let cl: Cluster = get(c, Some(NS), &name).await;
+        cl.status.scheduled_to.clone()
+    })
+    .await;
+    assert_eq!(
+        (cloud.kind.as_str(), cloud.name.as_str()),
+        ("GlobalCloud", "rich")
+    );
+
+    // The infrastructure controller creates it and the observer reports it ONLINE.
+    let mut cluster: Cluster = get(c, Some(NS), &name).await;
+    cluster.spec.kubeconfig = kubeconfig().as_object().cloned().unwrap();
+    let mut cluster = c.api::<Cluster>().update(&cluster).await.unwrap();
+    cluster.status.state = ClusterState::Online;
+    c.api::<Cluster>().update_status(&cluster).await.unwrap();
+
+    bound_to(c, "app", &name, WAIT).await;
+    // The binding is followed by the status write clearing the flag.
+    let done = eventually("flag cleared", WAIT, || async {
+        let a: Application = get(c, Some(NS), "app").await;
+        a.status.auto_cluster_create_started.is_none().then_some(a)
+    })
+    .await;
+    assert_eq!(done.status.scheduled_to.unwrap().name, name);
 }
 
 #[test]

@@ -418,3 +418,80 @@ async fn create_cluster(app: &Application, ctx: &Context, cloud: ResourceRef) ->
         "automatic cluster creation failed after {CLUSTER_CREATION_ATTEMPTS} attempts"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use krake_runtime::Writer;
+
+    use super::*;
+    use crate::model::fixtures::{app, cluster};
+    use crate::model::resource_ref;
+
+    fn keys(mut keys: Vec<ObjectKey>) -> Vec<String> {
+        keys.sort();
+        keys.into_iter().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn cluster_changes_wake_the_applications_concerned() {
+        let target = cluster("target", &[]);
+        let mut writer = Writer::<Application>::new();
+        let mut placed = app("placed");
+        placed.status.scheduled_to = Some(resource_ref(&target));
+        let mut elsewhere = app("elsewhere");
+        elsewhere.status.scheduled_to = Some(resource_ref(&cluster("other", &[])));
+        let unplaced = app("unplaced");
+        let mut waiting = app("waiting");
+        waiting.status.scheduled_to = Some(resource_ref(&cluster("other", &[])));
+        waiting.status.auto_cluster_create_started = Some("target".into());
+        let mut foreign = app("foreign");
+        foreign.metadata.namespace = Some("other".into());
+        let mut deleted = app("deleted");
+        deleted.metadata.deleted = Some(krake_crds::Timestamp::now());
+        for a in [placed, elsewhere, unplaced, waiting, foreign, deleted] {
+            writer.upsert(a);
+        }
+        let apps = writer.store();
+        let arc = |c: &Cluster| Arc::new(c.clone());
+
+        assert_eq!(
+            keys(affected_by_cluster_change(
+                &apps,
+                &Change::Added(arc(&target))
+            )),
+            vec!["ns/unplaced", "ns/waiting"]
+        );
+        assert_eq!(
+            keys(affected_by_cluster_change(
+                &apps,
+                &Change::Deleted(arc(&target))
+            )),
+            vec!["ns/placed", "ns/waiting"]
+        );
+        let mut offline = target.clone();
+        offline.status.state = ClusterState::Offline;
+        assert_eq!(
+            keys(affected_by_cluster_change(
+                &apps,
+                &Change::Modified {
+                    old: arc(&target),
+                    new: arc(&offline)
+                }
+            )),
+            vec!["ns/placed", "ns/unplaced", "ns/waiting"]
+        );
+        // A status change other than the state (nodes, reasons...) wakes nobody.
+        let mut nodes = target.clone();
+        nodes.status.cluster_id = Some("id".into());
+        assert!(
+            affected_by_cluster_change(
+                &apps,
+                &Change::Modified {
+                    old: arc(&target),
+                    new: arc(&nodes)
+                }
+            )
+            .is_empty()
+        );
+    }
+}

@@ -50,5 +50,5 @@ pub mod providers;
 pub mod scoring;
 
 pub use config::Config;
-pub use controller::{run, run_with_chooser};
+pub use controller::{Scheduler, run};
 pub use error::{Error, ProviderError, Result};

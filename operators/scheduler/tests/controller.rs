@@ -602,6 +602,44 @@ async fn automatic_cluster_creation_on_the_best_cloud() {
     assert_eq!(done.status.scheduled_to.unwrap().name, name);
 }
 
+#[tokio::test]
+async fn scheduler_reports_readiness_and_reconcile_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = krake_api_server::start(ApiConfig::for_embedded(dir.path()))
+        .await
+        .unwrap();
+    let client = Client::new(ClientConfig::new(format!("http://{}", server.addr))).unwrap();
+    let mut registry = krake_runtime::prometheus_client::registry::Registry::default();
+    let metrics = krake_runtime::Metrics::new(&mut registry);
+    let scheduler = krake_scheduler::Scheduler::new(client.clone(), Config::default())
+        .unwrap()
+        .with_metrics(&metrics);
+    let readiness = scheduler.readiness();
+    assert!(!readiness.is_ready(), "ready before any list");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(shutdown.clone()));
+    eventually("ready", WAIT, || async {
+        readiness.is_ready().then_some(())
+    })
+    .await;
+
+    online_cluster(&client, "a", json!({}), json!([])).await;
+    create_app(&client, "app", json!({})).await;
+    bound_to(&client, "app", "a", WAIT).await;
+
+    let mut text = String::new();
+    krake_runtime::prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("controller=\"scheduler-applications\""),
+        "{text}"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(40), task)
+        .await
+        .expect("the scheduler stops on shutdown")
+        .unwrap();
+}
+
 #[test]
 fn shared_helpers_are_consistent() {
     // Guards the fixtures used above: a registered cluster must validate.

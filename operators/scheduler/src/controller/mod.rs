@@ -28,7 +28,8 @@ use krake_crds::infrastructure::{Cloud, GlobalCloud};
 use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::openstack::{MagnumCluster, Project};
 use krake_runtime::{
-    CancellationToken, Change, Controller, ControllerConfig, ObjectKey, Reflector, Store,
+    CancellationToken, Change, Controller, ControllerConfig, Metrics, ObjectKey, Readiness,
+    Reflector, Store,
 };
 
 use crate::config::Config;
@@ -90,7 +91,7 @@ pub(crate) struct Context {
     pub(crate) metrics: StoreMetricsSource,
     /// When each placed application was last evaluated (periodic re-evaluation timer,
     /// independent of watch events).
-    pub(crate) evaluated: Mutex<HashMap<ObjectKey, DateTime<Utc>>>,
+    pub(crate) evaluated: Arc<Mutex<HashMap<ObjectKey, DateTime<Utc>>>>,
 }
 
 impl Context {
@@ -207,115 +208,170 @@ impl MetricReflectors {
     }
 }
 
-/// Run the scheduler until `shutdown` is cancelled: the application handler
-/// (Applications → Clusters), the cluster handler (Clusters → Clouds) and the Magnum
-/// handler (MagnumClusters → Projects), each with `config.worker_count` workers.
+/// The scheduler: the application handler (Applications → Clusters), the cluster
+/// handler (Clusters → Clouds) and the Magnum handler (MagnumClusters → Projects), each
+/// a krake-runtime controller with `config.worker_count` workers.
 ///
 /// Applications are re-evaluated every `config.reschedule_after` by their own timer,
 /// which watch events never postpone; an application whose cluster stops matching is
 /// re-evaluated at once.
-pub async fn run(client: Client, config: Config, shutdown: CancellationToken) -> Result<()> {
-    run_with_chooser(client, config, Arc::new(RandomChooser), shutdown).await
+pub struct Scheduler {
+    ctx: Context,
+    applications: Controller<Application>,
+    clusters: Controller<Cluster>,
+    magnum_clusters: Controller<MagnumCluster>,
 }
 
-/// [`run`] with an explicit tie-breaking [`Chooser`].
-pub async fn run_with_chooser(
-    client: Client,
-    config: Config,
-    chooser: Arc<dyn Chooser>,
-    shutdown: CancellationToken,
-) -> Result<()> {
-    let http = Transport::new(&TransportConfig::default())?;
-    let providers = Providers::new(http, config.metrics_timeout);
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("config", &self.ctx.config)
+            .finish_non_exhaustive()
+    }
+}
 
-    let apps = Reflector::<Application>::all(&client);
-    let clusters = Reflector::<Cluster>::all(&client);
-    let clouds = Reflector::<Cloud>::all(&client);
-    let global_clouds = Reflector::<GlobalCloud>::all(&client);
-    let magnums = Reflector::<MagnumCluster>::all(&client);
-    let projects = Reflector::<Project>::all(&client);
-    let metrics = Reflector::<Metric>::all(&client);
-    let global_metrics = Reflector::<GlobalMetric>::all(&client);
-    let metrics_providers = Reflector::<MetricsProvider>::all(&client);
-    let global_metrics_providers = Reflector::<GlobalMetricsProvider>::all(&client);
+impl Scheduler {
+    /// A scheduler using the API of `client`. Fails only if the HTTP client of the
+    /// metrics providers cannot be built.
+    pub fn new(client: Client, config: Config) -> Result<Self> {
+        let http = Transport::new(&TransportConfig::default())?;
+        let providers = Providers::new(http, config.metrics_timeout);
 
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        config: config.clone(),
-        providers,
-        chooser,
-        apps: apps.store(),
-        clusters: clusters.store(),
-        clouds: clouds.store(),
-        global_clouds: global_clouds.store(),
-        projects: projects.store(),
-        metrics: StoreMetricsSource {
-            metrics: metrics.store(),
-            global_metrics: global_metrics.store(),
-            providers: metrics_providers.store(),
-            global_providers: global_metrics_providers.store(),
-        },
-        evaluated: Mutex::new(HashMap::new()),
-    });
+        let apps = Reflector::<Application>::all(&client);
+        let clusters = Reflector::<Cluster>::all(&client);
+        let clouds = Reflector::<Cloud>::all(&client);
+        let global_clouds = Reflector::<GlobalCloud>::all(&client);
+        let magnums = Reflector::<MagnumCluster>::all(&client);
+        let projects = Reflector::<Project>::all(&client);
+        let definitions = MetricReflectors {
+            metrics: Reflector::<Metric>::all(&client),
+            global_metrics: Reflector::<GlobalMetric>::all(&client),
+            providers: Reflector::<MetricsProvider>::all(&client),
+            global_providers: Reflector::<GlobalMetricsProvider>::all(&client),
+        };
 
-    // Timers of applications removed from storage are dropped.
-    {
-        let ctx = ctx.clone();
-        apps.on_change(move |change| {
-            if let Change::Deleted(app) = change {
-                ctx.forget(&ObjectKey::of(app.as_ref()));
-            }
-        });
+        let evaluated = Arc::new(Mutex::new(HashMap::new()));
+        // Timers of applications removed from storage are dropped.
+        {
+            let evaluated: Arc<Mutex<HashMap<ObjectKey, DateTime<Utc>>>> = evaluated.clone();
+            apps.on_change(move |change| {
+                if let Change::Deleted(app) = change {
+                    evaluated
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&ObjectKey::of(app.as_ref()));
+                }
+            });
+        }
+        let ctx = Context {
+            client: client.clone(),
+            config: config.clone(),
+            providers,
+            chooser: Arc::new(RandomChooser),
+            apps: apps.store(),
+            clusters: clusters.store(),
+            clouds: clouds.store(),
+            global_clouds: global_clouds.store(),
+            projects: projects.store(),
+            metrics: StoreMetricsSource {
+                metrics: definitions.metrics.store(),
+                global_metrics: definitions.global_metrics.store(),
+                providers: definitions.providers.store(),
+                global_providers: definitions.global_providers.store(),
+            },
+            evaluated,
+        };
+
+        let controller_config = ControllerConfig {
+            workers: config.worker_count.max(1),
+            ..ControllerConfig::default()
+        };
+        let app_store = apps.store();
+        let applications = Controller::new(
+            "scheduler-applications",
+            apps.clone(),
+            controller_config.clone(),
+        )
+        .watches(clusters.clone(), move |change| {
+            applications::affected_by_cluster_change(&app_store, change)
+        })
+        .watches(clouds.clone(), no_keys)
+        .watches(global_clouds.clone(), no_keys);
+        let applications = definitions.watched_by(applications);
+
+        let cluster_controller =
+            Controller::new("scheduler-clusters", clusters, controller_config.clone())
+                .watches(clouds, no_keys)
+                .watches(global_clouds, no_keys)
+                .watches(apps, no_keys);
+        let cluster_controller = definitions.watched_by(cluster_controller);
+
+        let magnum_clusters =
+            Controller::new("scheduler-magnumclusters", magnums, controller_config)
+                .watches(projects, no_keys);
+        let magnum_clusters = definitions.watched_by(magnum_clusters);
+
+        Ok(Scheduler {
+            ctx,
+            applications,
+            clusters: cluster_controller,
+            magnum_clusters,
+        })
     }
 
-    let controller_config = ControllerConfig {
-        workers: config.worker_count.max(1),
-        ..ControllerConfig::default()
-    };
-    let definitions = MetricReflectors {
-        metrics,
-        global_metrics,
-        providers: metrics_providers,
-        global_providers: global_metrics_providers,
-    };
+    /// Break ties between equally good candidates with `chooser` (uniformly at random by
+    /// default).
+    pub fn with_chooser(mut self, chooser: Arc<dyn Chooser>) -> Self {
+        self.ctx.chooser = chooser;
+        self
+    }
 
-    let app_store = apps.store();
-    let app_controller = Controller::new(
-        "scheduler-applications",
-        apps.clone(),
-        controller_config.clone(),
-    )
-    .watches(clusters.clone(), move |change| {
-        applications::affected_by_cluster_change(&app_store, change)
-    })
-    .watches(clouds.clone(), no_keys)
-    .watches(global_clouds.clone(), no_keys);
-    let app_controller = definitions.watched_by(app_controller);
+    /// Record the handlers' reconciles, queue depths and reflector failures in
+    /// `metrics` (controller labels `scheduler-applications`, `scheduler-clusters`,
+    /// `scheduler-magnumclusters`).
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.applications = self.applications.with_metrics(metrics);
+        self.clusters = self.clusters.with_metrics(metrics);
+        self.magnum_clusters = self.magnum_clusters.with_metrics(metrics);
+        self
+    }
 
-    let cluster_controller = Controller::new(
-        "scheduler-clusters",
-        clusters.clone(),
-        controller_config.clone(),
-    )
-    .watches(clouds.clone(), no_keys)
-    .watches(global_clouds.clone(), no_keys)
-    .watches(apps.clone(), no_keys);
-    let cluster_controller = definitions.watched_by(cluster_controller);
+    /// Ready once every watched kind was listed once.
+    pub fn readiness(&self) -> Readiness {
+        let readiness = Readiness::new();
+        readiness.add(&self.applications.readiness());
+        readiness.add(&self.clusters.readiness());
+        readiness.add(&self.magnum_clusters.readiness());
+        readiness
+    }
 
-    let magnum_controller = Controller::new("scheduler-magnumclusters", magnums, controller_config)
-        .watches(projects, no_keys);
-    let magnum_controller = definitions.watched_by(magnum_controller);
+    /// Run until `shutdown` is cancelled; returns once running reconciles finished (or
+    /// the shutdown grace period expired).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Scheduler {
+            ctx,
+            applications,
+            clusters,
+            magnum_clusters,
+        } = self;
+        tracing::info!(
+            reschedule_after = ?ctx.config.reschedule_after,
+            stickiness = ctx.config.stickiness,
+            workers = ctx.config.worker_count,
+            "scheduler starting"
+        );
+        let ctx = Arc::new(ctx);
+        tokio::join!(
+            applications.run(applications::reconcile, ctx.clone(), shutdown.clone()),
+            clusters.run(clusters::reconcile, ctx.clone(), shutdown.clone()),
+            magnum_clusters.run(magnum::reconcile, ctx, shutdown),
+        );
+    }
+}
 
-    tracing::info!(
-        reschedule_after = ?config.reschedule_after,
-        stickiness = config.stickiness,
-        workers = config.worker_count,
-        "scheduler starting"
-    );
-    tokio::join!(
-        app_controller.run(applications::reconcile, ctx.clone(), shutdown.clone()),
-        cluster_controller.run(clusters::reconcile, ctx.clone(), shutdown.clone()),
-        magnum_controller.run(magnum::reconcile, ctx, shutdown),
-    );
+/// Run a [`Scheduler`] with `config` against the API of `client` until `shutdown` is
+/// cancelled. Fails only if the scheduler cannot be built; API errors are retried.
+pub async fn run(client: Client, config: Config, shutdown: CancellationToken) -> Result<()> {
+    Scheduler::new(client, config)?.run(shutdown).await;
     Ok(())
 }

@@ -440,6 +440,13 @@ async fn clusters_are_bound_to_namespaced_clouds_first_then_global_ones() {
     }));
     c.api::<GlobalCloud>().create(&global).await.unwrap();
 
+    // A cloud whose metric does not exist: FAILING_METRICS with the reason.
+    let broken: Cloud = parse(json!({
+        "metadata": {"name": "broken", "namespace": NS, "labels": {"location": "PL"}},
+        "spec": openstack(json!([{"name": "heat-missing", "weight": 1}]))
+    }));
+    c.api::<Cloud>().create(&broken).await.unwrap();
+
     cluster_to_create(c, "a", json!(["location = DE"])).await;
     cluster_to_create(c, "b", json!(["tier = gold"])).await;
     cluster_to_create(c, "c", json!(["location = SK"])).await;
@@ -470,6 +477,56 @@ async fn clusters_are_bound_to_namespaced_clouds_first_then_global_ones() {
         ReasonCode::NoSuitableResource
     );
     assert!(failed.status.scheduled_to.is_none());
+    let broken = eventually("broken cloud FAILING_METRICS", WAIT, || async {
+        let cl: Cloud = get(c, Some(NS), "broken").await;
+        (cl.status.state == krake_crds::infrastructure::CloudState::FailingMetrics).then_some(cl)
+    })
+    .await;
+    assert_eq!(
+        broken
+            .status
+            .metrics_reasons
+            .get("heat-missing")
+            .unwrap()
+            .code,
+        ReasonCode::UnknownMetric
+    );
+}
+
+#[tokio::test]
+async fn labels_inherited_from_the_cloud_are_matched() {
+    let env = env(Duration::from_secs(60)).await;
+    let c = &env.client;
+    let cloud: GlobalCloud = parse(json!({
+        "metadata": {"name": "dc", "labels": {"location": "DE"}},
+        "spec": openstack(json!([]))
+    }));
+    c.api::<GlobalCloud>().create(&cloud).await.unwrap();
+    online_cluster(c, "plain", json!({"location": "IT"}), json!([])).await;
+    // A cluster created on the cloud inherits its labels (cloud wins on conflicts).
+    let inheriting: Cluster = parse(json!({
+        "metadata": {"name": "inheriting", "namespace": NS, "inherit_labels": true,
+                     "labels": {"location": "IT"}},
+        "spec": {"constraints": {"cloud": {}}, "kubeconfig": kubeconfig()}
+    }));
+    c.api::<Cluster>().create(&inheriting).await.unwrap();
+    let cloud_ref = ResourceRef {
+        api: "infrastructure".into(),
+        namespace: None,
+        kind: "GlobalCloud".into(),
+        name: "dc".into(),
+    };
+    let mut bound = c.bind_cluster(NS, "inheriting", cloud_ref).await.unwrap();
+    bound.status.state = ClusterState::Online;
+    c.api::<Cluster>().update_status(&bound).await.unwrap();
+
+    create_app(
+        c,
+        "app",
+        json!({"constraints": {"cluster": {"labels": ["location = DE"]}}}),
+    )
+    .await;
+    bound_to(c, "app", "inheriting", WAIT).await;
 }
 
 #[tokio::test]

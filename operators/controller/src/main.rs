@@ -1,0 +1,228 @@
+//! `krake-controller`: the Krake controllers binary.
+//!
+//! `krake-controller garbage-collector | scheduler | all [OPTIONS]` runs the chosen
+//! controllers against the Krake API, serves `/livez`, `/readyz` (200 once every
+//! controller's caches are synced) and `/metrics` on `--ops-address`, and stops
+//! gracefully on SIGTERM or Ctrl-C (running reconciles finish). A configuration it
+//! cannot use stops it at start with a one-line reason (exit status 2).
+
+mod cli;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use clap::error::ErrorKind;
+use krake_client::Client;
+use krake_crds::kubernetes::Application;
+use krake_garbage_collector::GarbageCollector;
+use krake_runtime::prometheus_client::registry::Registry;
+use krake_runtime::{Backoff, CancellationToken, Metrics, OpsServer, Readiness};
+use tokio::task::JoinSet;
+
+use crate::cli::{Args, Common, LogFormat};
+
+/// A controller's run, boxed.
+type BoxedRun = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Print `krake-controller: <reason>` on one line and exit with `code`.
+fn fail(reason: &str, code: i32) -> ! {
+    let line = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("krake-controller: {line}");
+    std::process::exit(code);
+}
+
+fn parse_args() -> Args {
+    match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                let rendered = e.to_string();
+                let first = rendered.lines().next().unwrap_or("invalid arguments");
+                fail(first.trim_start_matches("error: "), 2)
+            }
+        },
+    }
+}
+
+fn init_logging(common: &Common) {
+    let filter = tracing_subscriber::EnvFilter::new(&common.log_level);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match common.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn terminated() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGTERM handler; only Ctrl-C stops the process");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    if let Err(reason) = args.common.validate() {
+        fail(&reason, 2);
+    }
+    // Certificate files and the URL are checked here, before anything runs.
+    let client = match Client::new(args.common.client_config()) {
+        Ok(client) => client,
+        Err(e) => fail(&e.to_string(), 2),
+    };
+    init_logging(&args.common);
+    if let Err(e) = run(args, client).await {
+        fail(&format!("{e:#}"), 1);
+    }
+}
+
+/// Ready once the API answered a list once: the scheduler exposes no readiness of its
+/// own, so this stands for its caches.
+fn api_reachable(client: Client, shutdown: CancellationToken) -> Readiness {
+    let reached = Arc::new(AtomicBool::new(false));
+    let readiness = Readiness::new();
+    {
+        let reached = reached.clone();
+        readiness.add_check(move || reached.load(Ordering::Relaxed));
+    }
+    tokio::spawn(async move {
+        let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let apps = client.api::<Application>();
+        let mut failures = 0;
+        loop {
+            let listed = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = apps.list(None) => r,
+            };
+            match listed {
+                Ok(_) => {
+                    reached.store(true, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::debug!(error = %e, "Krake API not reachable yet");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff.delay(failures)) => {}
+                    }
+                }
+            }
+        }
+    });
+    readiness
+}
+
+async fn run(args: Args, client: Client) -> anyhow::Result<()> {
+    let Args { common, command } = args;
+    let shutdown = CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            terminated().await;
+            tracing::info!("shutting down: letting running reconciles finish");
+            shutdown.cancel();
+        });
+    }
+    if client.base_url().starts_with("http://") && common.tls_client_cert.is_some() {
+        tracing::warn!(url = %client.base_url(), "client certificate configured for a plain HTTP API URL");
+    }
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let readiness = Readiness::new();
+    let mut controllers: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+    let mut pending: Vec<(&'static str, BoxedRun)> = Vec::new();
+
+    if command.garbage_collector() {
+        let gc = GarbageCollector::new(&client, common.garbage_collector()).with_metrics(&metrics);
+        readiness.add(&gc.readiness());
+        let token = shutdown.clone();
+        pending.push((
+            krake_garbage_collector::NAME,
+            Box::pin(async move { gc.run(token).await.map_err(anyhow::Error::from) }),
+        ));
+    }
+    if command.scheduler() {
+        readiness.add(&api_reachable(client.clone(), shutdown.clone()));
+        let config = common.scheduler();
+        let client = client.clone();
+        let token = shutdown.clone();
+        pending.push((
+            "scheduler",
+            Box::pin(async move {
+                krake_scheduler::run(client, config, token)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }),
+        ));
+    }
+
+    // Readiness is complete before the endpoints answer.
+    let ops = OpsServer::start(
+        common.ops_address,
+        readiness,
+        Arc::new(registry),
+        shutdown.clone(),
+    )
+    .await
+    .context("cannot serve the operations endpoints")?;
+    tracing::info!(
+        api = %client.base_url(),
+        ops = %ops.local_addr(),
+        command = ?command,
+        "starting"
+    );
+    for (name, future) in pending {
+        controllers.spawn(async move { (name, future.await) });
+    }
+
+    // Like upstream, one controller ending ends the process: the others are stopped.
+    let mut failure = None;
+    while let Some(joined) = controllers.join_next().await {
+        let (name, result) = joined.context("controller task panicked")?;
+        match result {
+            Ok(()) if shutdown.is_cancelled() => tracing::info!(controller = name, "stopped"),
+            Ok(()) => {
+                tracing::error!(controller = name, "stopped unexpectedly; shutting down");
+                failure.get_or_insert_with(|| anyhow::anyhow!("{name} stopped unexpectedly"));
+            }
+            Err(e) => {
+                tracing::error!(controller = name, error = %e, "failed; shutting down");
+                failure.get_or_insert_with(|| e.context(format!("{name} failed")));
+            }
+        }
+        shutdown.cancel();
+    }
+    shutdown.cancel();
+    ops.wait().await.context("operations endpoints failed")?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

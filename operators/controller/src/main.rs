@@ -9,17 +9,14 @@
 mod cli;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use clap::error::ErrorKind;
 use krake_client::Client;
-use krake_crds::kubernetes::Application;
 use krake_garbage_collector::GarbageCollector;
 use krake_runtime::prometheus_client::registry::Registry;
-use krake_runtime::{Backoff, CancellationToken, Metrics, OpsServer, Readiness};
+use krake_runtime::{CancellationToken, Metrics, OpsServer, Readiness};
 use tokio::task::JoinSet;
 
 use crate::cli::{Args, Common, LogFormat};
@@ -32,6 +29,23 @@ fn fail(reason: &str, code: i32) -> ! {
     let line = reason.split_whitespace().collect::<Vec<_>>().join(" ");
     eprintln!("krake-controller: {line}");
     std::process::exit(code);
+}
+
+/// The error and its causes, `: `-separated, without causes that the message before
+/// already quotes.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn parse_args() -> Args {
@@ -97,45 +111,8 @@ async fn main() {
     };
     init_logging(&args.common);
     if let Err(e) = run(args, client).await {
-        fail(&format!("{e:#}"), 1);
+        fail(&one_line(&e), 1);
     }
-}
-
-/// Ready once the API answered a list once: the scheduler exposes no readiness of its
-/// own, so this stands for its caches.
-fn api_reachable(client: Client, shutdown: CancellationToken) -> Readiness {
-    let reached = Arc::new(AtomicBool::new(false));
-    let readiness = Readiness::new();
-    {
-        let reached = reached.clone();
-        readiness.add_check(move || reached.load(Ordering::Relaxed));
-    }
-    tokio::spawn(async move {
-        let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-        let apps = client.api::<Application>();
-        let mut failures = 0;
-        loop {
-            let listed = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = apps.list(None) => r,
-            };
-            match listed {
-                Ok(_) => {
-                    reached.store(true, Ordering::Relaxed);
-                    return;
-                }
-                Err(e) => {
-                    failures += 1;
-                    tracing::debug!(error = %e, "Krake API not reachable yet");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff.delay(failures)) => {}
-                    }
-                }
-            }
-        }
-    });
-    readiness
 }
 
 async fn run(args: Args, client: Client) -> anyhow::Result<()> {
@@ -169,16 +146,16 @@ async fn run(args: Args, client: Client) -> anyhow::Result<()> {
         ));
     }
     if command.scheduler() {
-        readiness.add(&api_reachable(client.clone(), shutdown.clone()));
-        let config = common.scheduler();
-        let client = client.clone();
+        let scheduler = krake_scheduler::Scheduler::new(client.clone(), common.scheduler())
+            .context("cannot build the scheduler")?
+            .with_metrics(&metrics);
+        readiness.add(&scheduler.readiness());
         let token = shutdown.clone();
         pending.push((
             "scheduler",
             Box::pin(async move {
-                krake_scheduler::run(client, config, token)
-                    .await
-                    .map_err(anyhow::Error::from)
+                scheduler.run(token).await;
+                Ok(())
             }),
         ));
     }

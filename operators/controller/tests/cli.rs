@@ -243,6 +243,22 @@ async fn all_runs_the_scheduler_and_the_collector() {
     })
     .await;
 
+    let metrics = process.wait_status("/metrics", 200).await;
+    for controller in [
+        "garbage-collector",
+        "scheduler-applications",
+        "scheduler-clusters",
+        "scheduler-magnumclusters",
+    ] {
+        let expected = format!(
+            r#"krake_controller_reconciles_total{{controller="{controller}",result="success"}}"#
+        );
+        assert!(
+            metrics.contains(&expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
+
     let status = process.terminate().await;
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
@@ -372,4 +388,26 @@ async fn environment_variables_configure_the_process() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--workers"));
+}
+
+#[tokio::test]
+async fn ops_address_in_use_exits_with_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let (status, _, stderr) = run_to_end(&[
+        "garbage-collector",
+        "--api-url",
+        &nowhere,
+        "--ops-address",
+        &address,
+        "--log-level",
+        "error",
+    ])
+    .await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("krake-controller: cannot serve the operations endpoints"));
+    assert!(lines[0].contains(&address), "{stderr}");
 }

@@ -277,6 +277,11 @@ impl Removals {
     }
 }
 
+/// Marked deleted, and the collector is done with it: `finalizers` are left.
+fn released(meta: &Metadata, finalizers: &[&str]) -> bool {
+    meta.deleted.is_some() && meta.finalizers == finalizers
+}
+
 /// The collector's reconcile counts stay the same for a while: nothing loops.
 async fn settles(gc: &Gc) {
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -306,7 +311,7 @@ async fn chain_is_deleted_bottom_up_and_other_finalizers_are_respected() {
     // application controller's turn has come; everything above waits.
     let app = eventually("cascade_deletion removed from app", || async {
         let app: Application = get(c, "app").await;
-        (app.metadata.finalizers == ["kubernetes_resources_deletion"]).then_some(app)
+        released(&app.metadata, &["kubernetes_resources_deletion"]).then_some(app)
     })
     .await;
     assert!(app.metadata.deleted.is_some());
@@ -485,7 +490,7 @@ async fn objects_outside_a_cascade_are_untouched() {
     delete::<Role>(c, "guarded").await;
     eventually("guarded released by the collector", || async {
         let r: Role = get(c, "guarded").await;
-        (r.metadata.finalizers == ["other_controller"]).then_some(())
+        released(&r.metadata, &["other_controller"]).then_some(())
     })
     .await;
     settles(&gc).await;
@@ -520,8 +525,8 @@ async fn dependents_vanishing_on_their_own_do_not_block_or_fail() {
     eventually("apps released by the collector", || async {
         let a: Application = get(c, "forced").await;
         let b: Application = get(c, "slow").await;
-        (a.metadata.finalizers == ["kubernetes_resources_deletion"]
-            && b.metadata.finalizers == ["kubernetes_resources_deletion"])
+        (released(&a.metadata, &["kubernetes_resources_deletion"])
+            && released(&b.metadata, &["kubernetes_resources_deletion"]))
         .then_some(())
     })
     .await;
@@ -549,7 +554,7 @@ async fn a_dependent_dropping_its_owner_reference_releases_the_owner() {
     delete::<Cluster>(c, "cluster").await;
     let mut app = eventually("app released by the collector", || async {
         let a: Application = get(c, "app").await;
-        (a.metadata.finalizers == ["kubernetes_resources_deletion"]).then_some(a)
+        released(&a.metadata, &["kubernetes_resources_deletion"]).then_some(a)
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -95,6 +95,10 @@ impl Process {
 
     /// SIGTERM, then the exit status (bounded wait).
     async fn terminate(mut self) -> std::process::ExitStatus {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "exited before SIGTERM"
+        );
         let pid = self.child.id().expect("still running");
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])

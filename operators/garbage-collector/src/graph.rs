@@ -187,28 +187,30 @@ impl<K: Clone + Eq + Hash + Ord> Graph<K> {
         if !self.nodes.contains_key(id) {
             return BTreeSet::new();
         }
-        // Everything depending on `id`, transitively (iterative, no recursion).
-        let mut forward: HashSet<&K> = HashSet::new();
+        // Everything `id` depends on, transitively: usually a short chain of owners
+        // (iterative, no recursion).
+        let mut ancestors: HashSet<&K> = HashSet::new();
         let mut queue: VecDeque<&K> = VecDeque::new();
-        forward.insert(id);
+        ancestors.insert(id);
         queue.push_back(id);
         while let Some(k) = queue.pop_front() {
-            for d in self.dependents(k) {
-                if forward.insert(d) {
-                    queue.push_back(d);
+            for owner in self.owners(k) {
+                if self.nodes.contains_key(owner) && ancestors.insert(owner) {
+                    queue.push_back(owner);
                 }
             }
         }
-        // Of those, the ones `id` depends on: walk owners backwards inside `forward`.
+        // Of those, the ones depending on `id`. Every node on a path from `id` to an
+        // ancestor is itself an ancestor, so the walk never leaves `ancestors`.
         let mut component: BTreeSet<K> = BTreeSet::new();
         let mut queue: VecDeque<&K> = VecDeque::new();
         component.insert(id.clone());
         queue.push_back(id);
         while let Some(k) = queue.pop_front() {
-            for owner in self.owners(k) {
-                if forward.contains(owner) && !component.contains(owner) {
-                    component.insert(owner.clone());
-                    queue.push_back(owner);
+            for dependent in self.dependents(k) {
+                if ancestors.contains(dependent) && !component.contains(dependent) {
+                    component.insert(dependent.clone());
+                    queue.push_back(dependent);
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use krake_client::WatchEvent;
@@ -87,6 +88,8 @@ impl<R: Resource> Change<R> {
 struct Shared<R> {
     objects: RwLock<HashMap<ObjectKey, Arc<R>>>,
     synced: watch::Sender<bool>,
+    /// Incremented (under the write lock) by every change of `objects`.
+    generation: AtomicU64,
 }
 
 impl<R> Shared<R> {
@@ -94,6 +97,12 @@ impl<R> Shared<R> {
         // A panic while holding the lock cannot leave the map half-updated (single
         // insert/remove calls), so a poisoned lock is still usable.
         self.objects.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record a change of `objects`; called with the write lock held, so that a reader
+    /// that saw the new generation also sees the new content.
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<ObjectKey, Arc<R>>> {
@@ -167,6 +176,13 @@ impl<R: Resource> Store<R> {
         self.shared.read().is_empty()
     }
 
+    /// A number that changes whenever the content of the store changes (never the
+    /// reverse: equal numbers mean the same content). Lets readers cache what they
+    /// derive from the store and notice when it is stale without comparing objects.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
     /// Whether a first complete list was loaded. Stays `true` afterwards (during
     /// reconnections the store keeps serving the last known state).
     pub fn is_synced(&self) -> bool {
@@ -206,6 +222,7 @@ impl<R: Resource> Writer<R> {
             shared: Arc::new(Shared {
                 objects: RwLock::new(HashMap::new()),
                 synced: watch::Sender::new(false),
+                generation: AtomicU64::new(0),
             }),
         }
     }
@@ -229,8 +246,12 @@ impl<R: Resource> Writer<R> {
             WatchEvent::Added(obj) | WatchEvent::Modified(obj) => self.upsert(obj),
             WatchEvent::Deleted(obj) => {
                 let key = ObjectKey::of(&obj);
-                let old = self.shared.write().remove(&key);
-                old.map(|_| Change::Deleted(Arc::new(obj)))
+                let mut map = self.shared.write();
+                let old = map.remove(&key);
+                old.map(|_| {
+                    self.shared.changed();
+                    Change::Deleted(Arc::new(obj))
+                })
             }
         }
     }
@@ -245,11 +266,13 @@ impl<R: Resource> Writer<R> {
                 let old = old.clone();
                 let new = Arc::new(obj);
                 map.insert(key, new.clone());
+                self.shared.changed();
                 Some(Change::Modified { old, new })
             }
             None => {
                 let new = Arc::new(obj);
                 map.insert(key, new.clone());
+                self.shared.changed();
                 Some(Change::Added(new))
             }
         }
@@ -283,6 +306,9 @@ impl<R: Resource> Writer<R> {
         gone.sort_by(|a, b| a.0.cmp(&b.0));
         changes.extend(gone.into_iter().map(|(_, obj)| Change::Deleted(obj)));
         *map = fresh;
+        if !changes.is_empty() {
+            self.shared.changed();
+        }
         changes
     }
 }
@@ -351,6 +377,36 @@ mod tests {
         writer.mark_synced();
         waiter.await.unwrap();
         assert!(store.is_synced());
+    }
+
+    #[test]
+    fn generation_changes_with_the_content_only() {
+        let mut writer = Writer::<Role>::new();
+        let store = writer.store();
+        let mut seen = vec![store.generation()];
+        let mut changed = |store: &Store<Role>, expected: bool| {
+            let now = store.generation();
+            assert_eq!(!seen.contains(&now), expected, "generations {seen:?}, now {now}");
+            seen.push(now);
+        };
+        writer.upsert(role("a", "1"));
+        changed(&store, true);
+        writer.upsert(role("a", "1"));
+        changed(&store, false);
+        writer.apply(WatchEvent::Modified(role("a", "2")));
+        changed(&store, true);
+        writer.apply(WatchEvent::Deleted(role("zz", "3")));
+        changed(&store, false);
+        writer.replace(vec![role("a", "2")]);
+        changed(&store, false);
+        writer.replace(vec![role("a", "2"), role("b", "4")]);
+        changed(&store, true);
+        writer.apply(WatchEvent::Deleted(role("b", "5")));
+        changed(&store, true);
+        writer.replace(Vec::new());
+        changed(&store, true);
+        writer.mark_synced();
+        changed(&store, false);
     }
 
     #[test]

@@ -110,6 +110,18 @@ pub struct Common {
         value_name = "DURATION"
     )]
     pub resync_period: Duration,
+    /// How long the scheduler reuses the metric values of a namespace's clusters for
+    /// later decisions (`0`: query the providers for every decision). Any change of a
+    /// cluster, cloud, metric or metrics provider invalidates them at once.
+    #[arg(
+        long,
+        global = true,
+        env = "KRAKE_CONTROLLER_METRICS_MAX_AGE",
+        default_value = "10s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub metrics_max_age: Duration,
     /// Log format.
     #[arg(
         long,
@@ -203,6 +215,7 @@ impl Common {
     pub fn scheduler(&self) -> krake_scheduler::Config {
         krake_scheduler::Config {
             worker_count: self.workers,
+            metrics_max_age: self.metrics_max_age,
             ..krake_scheduler::Config::default()
         }
     }
@@ -243,9 +256,15 @@ mod tests {
             "0",
             "--log-format",
             "json",
+            "--metrics-max-age",
+            "2s",
         ])
         .unwrap();
         assert_eq!(args.command, Command::All);
+        assert_eq!(
+            args.common.scheduler().metrics_max_age,
+            Duration::from_secs(2)
+        );
         assert!(args.command.garbage_collector() && args.command.scheduler());
         assert_eq!(args.common.workers, 3);
         assert_eq!(args.common.log_format, LogFormat::Json);
@@ -253,6 +272,14 @@ mod tests {
         assert_eq!(args.common.scheduler().worker_count, 3);
         assert_eq!(args.common.api_url, "http://localhost:8080");
         assert!(args.common.validate().is_ok());
+        let defaults = Args::try_parse_from(["krake-controller", "scheduler"]).unwrap();
+        assert_eq!(
+            defaults.common.scheduler(),
+            krake_scheduler::Config {
+                worker_count: 5,
+                ..krake_scheduler::Config::default()
+            }
+        );
 
         let args =
             Args::try_parse_from(["krake-controller", "garbage-collector", "--workers", "0"])

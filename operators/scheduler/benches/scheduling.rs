@@ -8,22 +8,25 @@
 //! Three measurements, printed as Markdown rows for `docs/benchmarks.md`:
 //!
 //! 1. **Decision throughput**, in process, no network: 10,000 Applications over 1,000
-//!    ONLINE Clusters with 5 metrics each, served by static metrics providers. Each
-//!    decision runs the application handler's path (`reconcile` → `schedule` in
+//!    ONLINE Clusters with 5 metrics each, served by static metrics providers. A
+//!    decision is the application handler's path (`schedule` in
 //!    `src/controller/applications.rs`) up to, not including, the binding request:
-//!    admission and gates, the namespace's clusters read from a reflector [`Store`], the
-//!    copy of them for `waiting_cluster`, cloud inheritance, the metrics of every cluster
-//!    fetched (metric and provider definitions read from stores, the static provider
-//!    queried, values normalised), the metric-driven status check, filtering, scoring,
-//!    choice, and the write decision. Measured with one worker and with the default
-//!    `worker_count` (5) on the multi-threaded runtime, and separately the filtering and
-//!    scoring alone (`select_placement` over candidates whose metrics were fetched once).
+//!    admission and gates, the namespace's cluster candidates
+//!    ([`Candidates::of_namespace`]: inherited values and fetched metrics, rebuilt from
+//!    the reflector stores whenever they are stale), filtering, scoring, choice and the
+//!    write decision. Measured with the default `metrics_max_age` (metric values reused
+//!    for 10 s, so the run includes the rebuilds a busy scheduler does), with one worker
+//!    and with the default `worker_count` (5); then with `metrics_max_age = 0` (every
+//!    decision queries every metric of every cluster, as upstream does); then the
+//!    filtering and scoring alone (`select_placement`).
 //! 2. **Create → binding latency** at 100 creates/s: a real etcd and a release
 //!    `krake-api` process (`krake_e2e`), the scheduler ([`Scheduler`], default config)
 //!    running in this process, 20 ONLINE clusters with 5 static metrics each.
 //! 3. **RSS of a reflector store with 10,000 Applications**: this binary re-executes
 //!    itself as a bare controller process (runtime + client + one `Reflector`) and reads
-//!    its own `VmRSS` before and after the store is synced.
+//!    its own `VmRSS` before and after the store is synced. Before the sync, the same
+//!    process makes 10,000 in-memory copies of one stored Application and keeps them:
+//!    the size of the typed objects without any list buffer, for comparison.
 //!
 //! Every request loop is bounded in count and time; everything runs on loopback.
 //!
@@ -38,29 +41,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use chrono::Utc;
 use futures::StreamExt;
 use krake_client::transport::{Transport, TransportConfig};
 use krake_client::{Client, ClientConfig, WatchEvent};
 use krake_crds::Resource;
-use krake_crds::core::{
-    GlobalMetric, GlobalMetricsProvider, Metric, MetricSpec, MetricsProvider, MetricsProviderSpec,
-};
+use krake_crds::core::{GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider};
 use krake_crds::infrastructure::{Cloud, GlobalCloud};
 use krake_crds::kubernetes::{Application, Cluster, ClusterState};
 use krake_e2e::api_server::ApiServerProcess;
 use krake_e2e::etcd::EtcdServer;
 use krake_runtime::{CancellationToken, Reflector, Store, Writer};
 use krake_scheduler::application::{
-    Admission, ClusterCandidate, Gate, Placement, RetryGate, Write, admit_application,
-    decision_write, retry_gate, scheduling_gate, select_placement, waiting_cluster,
+    Admission, Gate, Placement, RetryGate, Write, admit_application, decision_write, retry_gate,
+    scheduling_gate, select_placement, waiting_cluster,
 };
-use krake_scheduler::inheritance::{bound_cloud, with_inherited_values};
-use krake_scheduler::metrics::{
-    Location, MetricsOutcome, MetricsSource, MetricsStatus, fetch_metrics,
-};
-use krake_scheduler::model::AnyCloud;
+use krake_scheduler::candidates::{CandidateStores, Candidates, StoreMetricsSource};
 use krake_scheduler::providers::Providers;
 use krake_scheduler::scoring::RandomChooser;
 use krake_scheduler::{Config, Scheduler};
@@ -77,7 +73,9 @@ const METRIC_DEFINITIONS: usize = 25;
 /// Static `GlobalMetricsProvider`s serving them.
 const PROVIDERS: usize = 5;
 /// Time limit of one decision-throughput run (the run stops early, and says so).
-const DECISION_TIME_LIMIT: Duration = Duration::from_secs(240);
+const DECISION_TIME_LIMIT: Duration = Duration::from_secs(120);
+/// Decisions measured with `metrics_max_age = 0` (each one fetches 5,000 metrics).
+const UNCACHED_DECISIONS: usize = 200;
 
 /// Clusters in the latency benchmark.
 const LATENCY_CLUSTERS: usize = 20;
@@ -173,48 +171,6 @@ fn application(name: &str, namespace: &str, i: usize) -> Application {
     }))
 }
 
-/// Metric definitions read from reflector stores: the same lookups as the scheduler's
-/// own (crate-private) source.
-#[derive(Clone)]
-struct StoreSource {
-    metrics: Store<Metric>,
-    global_metrics: Store<GlobalMetric>,
-    providers: Store<MetricsProvider>,
-    global_providers: Store<GlobalMetricsProvider>,
-}
-
-#[async_trait]
-impl MetricsSource for StoreSource {
-    async fn metric(&self, location: &Location) -> krake_scheduler::Result<Option<MetricSpec>> {
-        Ok(match location {
-            Location::Namespaced { namespace, name } => self
-                .metrics
-                .get_named(Some(namespace), name)
-                .map(|m| m.spec.clone()),
-            Location::Global { name } => self
-                .global_metrics
-                .get_named(None, name)
-                .map(|m| m.spec.clone()),
-        })
-    }
-
-    async fn provider(
-        &self,
-        location: &Location,
-    ) -> krake_scheduler::Result<Option<MetricsProviderSpec>> {
-        Ok(match location {
-            Location::Namespaced { namespace, name } => self
-                .providers
-                .get_named(Some(namespace), name)
-                .map(|p| p.spec.clone()),
-            Location::Global { name } => self
-                .global_providers
-                .get_named(None, name)
-                .map(|p| p.spec.clone()),
-        })
-    }
-}
-
 fn store_of<R: Resource>(objects: impl IntoIterator<Item = R>) -> Store<R> {
     let mut writer = Writer::new();
     for object in objects {
@@ -224,96 +180,43 @@ fn store_of<R: Resource>(objects: impl IntoIterator<Item = R>) -> Store<R> {
     writer.store()
 }
 
-/// The application handler's state: stores as its reflectors would hold them.
+/// The application handler's decision state: the scheduler's own [`Candidates`] over
+/// stores as its reflectors would hold them.
 struct Decider {
     config: Config,
-    providers: Providers,
-    source: StoreSource,
-    clusters: Store<Cluster>,
-    clouds: Store<Cloud>,
-    global_clouds: Store<GlobalCloud>,
+    candidates: Candidates,
 }
 
 impl Decider {
-    fn new() -> Decider {
+    fn new(metrics_max_age: Duration) -> Decider {
         let clusters = (0..CLUSTERS).map(|i| {
             let mut c = cluster(i, DECISION_NS);
             c.status.state = ClusterState::Online;
             c
         });
-        Decider {
-            config: Config::default(),
-            providers: Providers::new(
-                Transport::new(&TransportConfig::default()).expect("HTTP transport"),
-                Config::default().metrics_timeout,
-            ),
-            source: StoreSource {
-                metrics: store_of([]),
-                global_metrics: store_of((0..METRIC_DEFINITIONS).map(metric)),
-                providers: store_of([]),
-                global_providers: store_of((0..PROVIDERS).map(provider)),
-            },
-            clusters: store_of(clusters),
-            clouds: store_of([]),
-            global_clouds: store_of([]),
-        }
-    }
-
-    fn clouds_for(&self, namespace: Option<&str>) -> Vec<AnyCloud> {
-        let mut clouds: Vec<AnyCloud> = self
-            .clouds
-            .filter(|c| c.metadata.namespace.as_deref() == namespace)
-            .into_iter()
-            .map(|c| AnyCloud::Namespaced(c.as_ref().clone()))
-            .collect();
-        clouds.extend(
-            self.global_clouds
-                .list()
-                .into_iter()
-                .map(|c| AnyCloud::Global(c.as_ref().clone())),
+        let config = Config {
+            metrics_max_age,
+            ..Config::default()
+        };
+        let providers = Providers::new(
+            Transport::new(&TransportConfig::default()).expect("HTTP transport"),
+            config.metrics_timeout,
         );
-        clouds
-    }
-
-    /// Cluster candidates as `cluster_candidates` builds them: inherited values, metrics
-    /// fetched for every eligible cluster, metric-driven status checked (no write is
-    /// due: every metric resolves).
-    async fn candidates(
-        &self,
-        clusters: &[Arc<Cluster>],
-        clouds: &[AnyCloud],
-    ) -> Vec<ClusterCandidate> {
-        let fetches = clusters.iter().map(|cluster| async move {
-            let inherited = with_inherited_values(cluster, bound_cloud(cluster, clouds));
-            let relevant = cluster.metadata.deleted.is_none()
-                && matches!(
-                    cluster.status.state,
-                    ClusterState::Online | ClusterState::FailingMetrics
-                );
-            let metrics = if relevant && !inherited.spec.metrics.is_empty() {
-                let outcome = fetch_metrics(
-                    cluster.metadata.namespace.as_deref(),
-                    &inherited.spec.metrics,
-                    &self.source,
-                    &self.providers,
-                )
-                .await
-                .expect("stores never fail");
-                let mut updated = cluster.as_ref().clone();
-                assert!(
-                    updated.status.update_from(&outcome).is_none(),
-                    "no status write due"
-                );
-                outcome
-            } else {
-                MetricsOutcome::NoMetrics
-            };
-            ClusterCandidate {
-                cluster: inherited,
-                metrics,
-            }
-        });
-        futures::future::join_all(fetches).await
+        let stores = CandidateStores {
+            clusters: store_of(clusters),
+            clouds: store_of::<Cloud>([]),
+            global_clouds: store_of::<GlobalCloud>([]),
+            metrics: StoreMetricsSource::new(
+                store_of::<Metric>([]),
+                store_of((0..METRIC_DEFINITIONS).map(metric)),
+                store_of::<MetricsProvider>([]),
+                store_of((0..PROVIDERS).map(provider)),
+            ),
+        };
+        Decider {
+            candidates: Candidates::new(stores, Arc::new(providers), config.metrics_max_age),
+            config,
+        }
     }
 
     /// One complete decision, up to the binding request.
@@ -322,16 +225,23 @@ impl Decider {
         assert_eq!(admit_application(app), Admission::Schedule);
         assert_eq!(retry_gate(app, now), RetryGate::Now);
         assert_eq!(scheduling_gate(app, now), Gate::Proceed);
+        assert!(waiting_cluster(app, None).is_none());
         let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
-        let clusters = self
-            .clusters
-            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace));
-        let owned: Vec<Cluster> = clusters.iter().map(|c| c.as_ref().clone()).collect();
-        assert!(waiting_cluster(app, &owned).is_none());
-        let clouds = self.clouds_for(Some(namespace));
-        let candidates = self.candidates(&clusters, &clouds).await;
-        let placement = select_placement(app, &candidates, &[], now, &self.config, &RandomChooser)
-            .expect("every application has a matching cluster");
+        let fetched = self
+            .candidates
+            .of_namespace(namespace)
+            .await
+            .expect("stores never fail");
+        assert!(fetched.status_writes.is_empty(), "every metric resolves");
+        let placement = select_placement(
+            app,
+            &fetched.candidates.clusters,
+            &[],
+            now,
+            &self.config,
+            &RandomChooser,
+        )
+        .expect("every application has a matching cluster");
         let Placement::Cluster(target) = &placement else {
             panic!("no cloud exists");
         };
@@ -352,8 +262,8 @@ impl Throughput {
         self.decisions as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn row(&self, what: &str) -> String {
-        let partial = if self.decisions < APPS {
+    fn row(&self, what: &str, planned: usize) -> String {
+        let partial = if self.decisions < planned {
             format!(" (stopped after {DECISION_TIME_LIMIT:?})")
         } else {
             String::new()
@@ -369,7 +279,18 @@ impl Throughput {
     }
 }
 
-/// `workers` tasks deciding the applications in turn, bounded by `APPS` and
+fn throughput(mut chosen: Vec<String>, elapsed: Duration) -> Throughput {
+    let decisions = chosen.len();
+    chosen.sort();
+    chosen.dedup();
+    Throughput {
+        decisions,
+        elapsed,
+        distinct: chosen.len(),
+    }
+}
+
+/// `workers` tasks deciding the applications in turn, bounded by `apps` and
 /// `DECISION_TIME_LIMIT`.
 async fn decide_all(
     decider: Arc<Decider>,
@@ -397,98 +318,16 @@ async fn decide_all(
     for task in tasks {
         chosen.extend(task.await.expect("decision task"));
     }
-    let elapsed = start.elapsed();
-    let decisions = chosen.len();
-    chosen.sort();
-    chosen.dedup();
-    Throughput {
-        decisions,
-        elapsed,
-        distinct: chosen.len(),
-    }
-}
-
-/// Time per decision spent in each stage of the decision path, the stages run one
-/// after the other over `count` applications (one worker).
-struct Breakdown {
-    decisions: usize,
-    stages: [Duration; 5],
-}
-
-const STAGES: [&str; 5] = [
-    "clusters read from the store and copied for `waiting_cluster`",
-    "cloud inheritance (`with_inherited_values`, one copy per cluster)",
-    "metrics fetch (5 store lookups, static provider, normalisation per cluster)",
-    "metric status check (one copy per cluster)",
-    "filtering + scoring + choice (`select_placement`)",
-];
-
-async fn breakdown(decider: &Decider, apps: &[Application], count: usize) -> Breakdown {
-    let mut stages = [Duration::ZERO; 5];
-    let start = Instant::now();
-    let mut decisions = 0;
-    for app in apps.iter().take(count) {
-        if start.elapsed() >= DECISION_TIME_LIMIT {
-            break;
-        }
-        let now = Utc::now();
-        let t = Instant::now();
-        let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
-        let clusters = decider
-            .clusters
-            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace));
-        let owned: Vec<Cluster> = clusters.iter().map(|c| c.as_ref().clone()).collect();
-        assert!(waiting_cluster(app, &owned).is_none());
-        let clouds = decider.clouds_for(Some(namespace));
-        stages[0] += t.elapsed();
-
-        let t = Instant::now();
-        let inherited: Vec<Cluster> = clusters
-            .iter()
-            .map(|c| with_inherited_values(c, bound_cloud(c, &clouds)))
-            .collect();
-        stages[1] += t.elapsed();
-
-        let t = Instant::now();
-        let outcomes = futures::future::join_all(inherited.iter().map(|c| {
-            fetch_metrics(
-                c.metadata.namespace.as_deref(),
-                &c.spec.metrics,
-                &decider.source,
-                &decider.providers,
-            )
-        }))
-        .await;
-        stages[2] += t.elapsed();
-
-        let t = Instant::now();
-        let mut candidates = Vec::with_capacity(inherited.len());
-        for ((cluster, inherited), outcome) in clusters.iter().zip(inherited).zip(outcomes) {
-            let outcome = outcome.expect("stores never fail");
-            let mut updated = cluster.as_ref().clone();
-            assert!(updated.status.update_from(&outcome).is_none());
-            candidates.push(ClusterCandidate {
-                cluster: inherited,
-                metrics: outcome,
-            });
-        }
-        stages[3] += t.elapsed();
-
-        let t = Instant::now();
-        let placement =
-            select_placement(app, &candidates, &[], now, &decider.config, &RandomChooser)
-                .expect("every application has a matching cluster");
-        assert!(matches!(placement, Placement::Cluster(_)));
-        stages[4] += t.elapsed();
-        decisions += 1;
-    }
-    Breakdown { decisions, stages }
+    throughput(chosen, start.elapsed())
 }
 
 /// Filtering and scoring alone: `select_placement` over candidates fetched once.
 async fn select_only(decider: &Decider, apps: &[Application]) -> Throughput {
-    let clusters = decider.clusters.list();
-    let candidates = decider.candidates(&clusters, &[]).await;
+    let fetched = decider
+        .candidates
+        .of_namespace(DECISION_NS)
+        .await
+        .expect("stores never fail");
     let now = Utc::now();
     let start = Instant::now();
     let mut chosen = Vec::new();
@@ -496,22 +335,20 @@ async fn select_only(decider: &Decider, apps: &[Application]) -> Throughput {
         if start.elapsed() >= DECISION_TIME_LIMIT {
             break;
         }
-        let placement =
-            select_placement(app, &candidates, &[], now, &decider.config, &RandomChooser)
-                .expect("every application has a matching cluster");
+        let placement = select_placement(
+            app,
+            &fetched.candidates.clusters,
+            &[],
+            now,
+            &decider.config,
+            &RandomChooser,
+        )
+        .expect("every application has a matching cluster");
         if let Placement::Cluster(c) = placement {
             chosen.push(c.name);
         }
     }
-    let elapsed = start.elapsed();
-    let decisions = chosen.len();
-    chosen.sort();
-    chosen.dedup();
-    Throughput {
-        decisions,
-        elapsed,
-        distinct: chosen.len(),
-    }
+    throughput(chosen, start.elapsed())
 }
 
 struct Latencies {
@@ -592,22 +429,30 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 /// Child mode: a bare controller process syncing one Application reflector.
-/// Prints `RSS <before kB> <after kB> <after a second store kB> <objects> <JSON bytes per
-/// object>`.
+///
+/// 1. Runtime and client, connection opened by a GET of one stored Application
+///    (`latency/app0`, bound): `base`.
+/// 2. `APPS` in-memory copies of that Application, kept alive: `copies` (the size of the
+///    typed objects alone, without any list buffer).
+/// 3. One `Reflector<Application>` over every Application, synced: `synced`.
+///
+/// Prints `RSS <base kB> <copies kB> <synced kB> <objects> <JSON bytes per object>`.
 fn rss_child(url: &str) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let client = client(url);
-        // Open the connection first: its buffers are not the store's.
-        client
+        let template = client
             .api::<Application>()
-            .list(Some("nothing-here"))
+            .get(Some(LATENCY_NS), "app0")
             .await
             .expect("API reachable");
         let reflector = Reflector::<Application>::all(&client);
         let store = reflector.store();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let before = rss_kb(std::process::id());
+        let base = rss_kb(std::process::id());
+        let copies: Vec<Application> = (0..APPS).map(|_| template.clone()).collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let with_copies = rss_kb(std::process::id());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -617,41 +462,28 @@ fn rss_child(url: &str) {
             .await
             .expect("store synced within 120 s");
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let after = rss_kb(std::process::id());
-        // A second store of the same objects: the list's transient buffers freed by the
-        // first sync can be reused, so this increment is closer to the cached objects.
-        let second = Reflector::<Application>::all(&client);
-        let second_store = second.store();
-        let second_task = tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move { second.run(shutdown).await }
-        });
-        tokio::time::timeout(Duration::from_secs(120), second_store.wait_until_synced())
-            .await
-            .expect("second store synced within 120 s");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let after_second = rss_kb(std::process::id());
+        let synced = rss_kb(std::process::id());
         let objects = store.list();
         let json_bytes: usize = objects
             .iter()
             .map(|a| serde_json::to_vec(a.as_ref()).map_or(0, |v| v.len()))
             .sum();
         println!(
-            "RSS {before} {after} {after_second} {} {}",
+            "RSS {base} {with_copies} {synced} {} {}",
             store.len(),
             json_bytes / objects.len().max(1)
         );
+        assert_eq!(copies.len(), APPS);
         shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), second_task).await;
     });
 }
 
 /// What the child measured.
 struct Rss {
-    before_kb: u64,
-    after_kb: u64,
-    after_second_kb: u64,
+    base_kb: u64,
+    copies_kb: u64,
+    synced_kb: u64,
     cached: usize,
     json_bytes: usize,
 }
@@ -684,9 +516,9 @@ fn measure_rss(url: &str) -> Rss {
         .unwrap_or_else(|| panic!("no RSS line from the child: {text}"));
     let fields: Vec<&str> = line.split_whitespace().collect();
     Rss {
-        before_kb: fields[1].parse().expect("before"),
-        after_kb: fields[2].parse().expect("after"),
-        after_second_kb: fields[3].parse().expect("after second"),
+        base_kb: fields[1].parse().expect("base"),
+        copies_kb: fields[2].parse().expect("with copies"),
+        synced_kb: fields[3].parse().expect("synced"),
         cached: fields[4].parse().expect("count"),
         json_bytes: fields[5].parse().expect("JSON size"),
     }
@@ -840,7 +672,7 @@ async fn bench() {
     );
 
     // 1. Decision throughput.
-    let decider = Arc::new(Decider::new());
+    let decider = Arc::new(Decider::new(Config::default().metrics_max_age));
     let apps: Arc<Vec<Application>> = Arc::new(
         (0..APPS)
             .map(|i| application(&format!("app{i}"), DECISION_NS, i))
@@ -849,14 +681,26 @@ async fn bench() {
     // Warm-up (not measured): 200 decisions.
     decide_all(decider.clone(), Arc::new(apps[..200].to_vec()), 1).await;
     let sequential = decide_all(decider.clone(), apps.clone(), 1).await;
+    eprintln!("1 worker: {:.0} decisions/s", sequential.per_sec());
     let parallel = decide_all(
         decider.clone(),
         apps.clone(),
         Config::default().worker_count,
     )
     .await;
+    eprintln!(
+        "{} workers: {:.0} decisions/s",
+        Config::default().worker_count,
+        parallel.per_sec()
+    );
     let selection = select_only(&decider, &apps).await;
-    let stages = breakdown(&decider, &apps, 1_000).await;
+    let uncached = decide_all(
+        Arc::new(Decider::new(Duration::ZERO)),
+        Arc::new(apps[..UNCACHED_DECISIONS].to_vec()),
+        1,
+    )
+    .await;
+    eprintln!("metrics_max_age 0: {:.0} decisions/s", uncached.per_sec());
     drop(decider);
     drop(apps);
 
@@ -924,22 +768,42 @@ async fn bench() {
     println!();
     println!("| Measurement | Result |");
     println!("|---|---|");
+    let default_age = Config::default().metrics_max_age;
     println!(
         "{}",
-        sequential.row(&format!(
-            "decision path, {APPS} Applications × {CLUSTERS} Clusters × {METRICS_PER_CLUSTER} static metrics, 1 worker"
-        ))
+        sequential.row(
+            &format!(
+                "decision path, {APPS} Applications × {CLUSTERS} Clusters × {METRICS_PER_CLUSTER} static metrics, `metrics_max_age` {default_age:?}, 1 worker"
+            ),
+            APPS
+        )
     );
     println!(
         "{}",
-        parallel.row(&format!(
-            "same, {} workers (default `worker_count`) on 2 runtime threads",
-            Config::default().worker_count
-        ))
+        parallel.row(
+            &format!(
+                "same, {} workers (default `worker_count`) on 2 runtime threads",
+                Config::default().worker_count
+            ),
+            APPS
+        )
     );
     println!(
         "{}",
-        selection.row("filtering + scoring alone (`select_placement`, metrics fetched once)")
+        uncached.row(
+            &format!(
+                "same, `metrics_max_age` 0: every decision fetches the {} metrics (upstream's behaviour), 1 worker",
+                CLUSTERS * METRICS_PER_CLUSTER
+            ),
+            UNCACHED_DECISIONS
+        )
+    );
+    println!(
+        "{}",
+        selection.row(
+            "filtering + scoring alone (`select_placement`, metrics fetched once)",
+            APPS
+        )
     );
     println!(
         "| create → binding, {CREATE_RATE} creates/s offered ({:.1}/s achieved), {LATENCY_CLUSTERS} clusters, observed by a watch | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({}/{LATENCY_CREATES} bound) |",
@@ -953,32 +817,24 @@ async fn bench() {
         "| create request alone at that rate | p50 {:.2} ms, p99 {:.2} ms |",
         run.create.p50_ms, run.create.p99_ms
     );
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0 / stages.decisions.max(1) as f64;
-    let total: Duration = stages.stages.iter().sum();
-    for (stage, time) in STAGES.iter().zip(stages.stages) {
-        println!(
-            "| breakdown ({} decisions, 1 worker): {stage} | {:.3} ms per decision ({:.0}%) |",
-            stages.decisions,
-            ms(time),
-            100.0 * time.as_secs_f64() / total.as_secs_f64()
-        );
-    }
     let mb = |kb: u64| kb as f64 / 1024.0;
-    let delta = rss.after_kb.saturating_sub(rss.before_kb);
-    let second = rss.after_second_kb.saturating_sub(rss.after_kb);
+    let per_app = |kb: u64| kb as f64 * 1024.0 / APPS as f64;
+    let sync = rss.synced_kb.saturating_sub(rss.copies_kb);
+    let copies = rss.copies_kb.saturating_sub(rss.base_kb);
     println!(
-        "| reflector store with {APPS} Applications ({} JSON bytes each): VmRSS before → after sync | {:.1} MB → {:.1} MB: +{:.1} MB ({:.0} bytes per Application) |",
+        "| reflector store with {APPS} Applications ({} JSON bytes each on the wire): VmRSS before → after sync | {:.1} MB → {:.1} MB: +{:.1} MB ({:.0} bytes per Application) |",
         rss.json_bytes,
-        mb(rss.before_kb),
-        mb(rss.after_kb),
-        mb(delta),
-        delta as f64 * 1024.0 / APPS as f64
+        mb(rss.copies_kb),
+        mb(rss.synced_kb),
+        mb(sync),
+        per_app(sync)
     );
     println!(
-        "| a second reflector store of the same {APPS} Applications in that process | +{:.1} MB ({:.0} bytes per Application) → {:.1} MB |",
-        mb(second),
-        second as f64 * 1024.0 / APPS as f64,
-        mb(rss.after_second_kb)
+        "| before that, same process: {APPS} in-memory copies of one stored (bound) Application | {:.1} MB → {:.1} MB: +{:.1} MB ({:.0} bytes per Application) |",
+        mb(rss.base_kb),
+        mb(rss.copies_kb),
+        mb(copies),
+        per_app(copies)
     );
     drop(server);
     drop(etcd);

@@ -1,6 +1,7 @@
 //! Decisions of the application handler (spec §4.2): admission, retry and migration
 //! gates, cluster selection, what to write, and the DEGRADED/FAILED transitions.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -14,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::matching::{cloud_matches_cluster_constraints, cluster_is_eligible, cluster_matches};
-use crate::metrics::{MetricsOutcome, effective_cluster_state};
+use crate::metrics::{MetricValue, MetricsOutcome, effective_cluster_state};
 use crate::model::{AnyCloud, resource_ref};
 use crate::scoring::{Chooser, Scored, cluster_score, select_best, weighted_mean};
 
@@ -158,8 +159,9 @@ pub fn next_reevaluation(
 /// from its cloud ([`crate::inheritance::with_inherited_values`]) and its metric outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterCandidate {
-    /// The cluster, with inherited labels and metrics.
-    pub cluster: Cluster,
+    /// The cluster, with inherited labels and metrics (shared with the reflector store
+    /// when it inherits nothing).
+    pub cluster: Arc<Cluster>,
     /// Its metrics for this pass.
     pub metrics: MetricsOutcome,
 }
@@ -267,25 +269,57 @@ pub fn select_placement(
     if recently_scheduled(app, now, config.reschedule_after)
         && let Some(current) = matching.iter().find(|c| is_scheduled_to(app, &c.cluster))
     {
-        return Ok(Placement::Cluster(resource_ref(&current.cluster)));
+        return Ok(Placement::Cluster(resource_ref(current.cluster.as_ref())));
     }
-    let score = |c: &ClusterCandidate, metrics| Scored {
-        candidate: Placement::Cluster(resource_ref(&c.cluster)),
-        score: cluster_score(metrics, is_scheduled_to(app, &c.cluster), config.stickiness),
-    };
-    let mut scored: Vec<Scored<Placement>> = matching
+    // Candidates are scored by reference: only the chosen one is turned into a
+    // `ResourceRef` (this runs over every matching cluster of every decision).
+    fn score<'a>(
+        app: &Application,
+        c: &'a ClusterCandidate,
+        metrics: Option<&[MetricValue]>,
+        stickiness: f64,
+    ) -> Scored<Scoring<'a>> {
+        Scored {
+            candidate: Scoring::Cluster(&c.cluster),
+            score: cluster_score(metrics, is_scheduled_to(app, &c.cluster), stickiness),
+        }
+    }
+    let stickiness = config.stickiness;
+    let mut scored: Vec<Scored<Scoring<'_>>> = matching
         .iter()
-        .filter_map(|c| c.metrics.values().map(|v| score(c, Some(v))))
+        .filter_map(|c| {
+            c.metrics
+                .values()
+                .map(|v| score(app, c, Some(v), stickiness))
+        })
         .collect();
     if scored.is_empty() {
-        scored = matching.iter().map(|c| score(c, None)).collect();
+        scored = matching
+            .iter()
+            .map(|c| score(app, c, None, stickiness))
+            .collect();
     }
     if auto_create {
-        scored.extend(cloud_scores(app, clouds));
+        scored.extend(cloud_scores(app, clouds).into_iter().map(|s| Scored {
+            candidate: Scoring::Cloud(s.candidate),
+            score: s.score,
+        }));
     }
-    select_best(&scored, |p| matches!(p, Placement::Cluster(_)), chooser).ok_or_else(|| {
-        Error::NoSuitableResource("No matching Kubernetes cluster or cloud found".into())
+    let best =
+        select_best(&scored, |p| matches!(p, Scoring::Cluster(_)), chooser).ok_or_else(|| {
+            Error::NoSuitableResource("No matching Kubernetes cluster or cloud found".into())
+        })?;
+    Ok(match best {
+        Scoring::Cluster(cluster) => Placement::Cluster(resource_ref(cluster)),
+        Scoring::Cloud(placement) => placement,
     })
+}
+
+/// A candidate of [`select_placement`] while it is scored.
+#[derive(Clone)]
+enum Scoring<'a> {
+    Cluster(&'a Cluster),
+    Cloud(Placement),
 }
 
 /// What to write once a cluster is chosen (spec §4.2.3 "Writing the decision").
@@ -369,9 +403,12 @@ pub fn failure_status(app: &Application, error: &Error, now: DateTime<Utc>) -> A
 /// (`status.auto_cluster_create_started`): the cluster once it exists, is not deleted
 /// and is ONLINE, else [`Error::WaitingOnCluster`]. `None` if the application waits for
 /// nothing.
-pub fn waiting_cluster(app: &Application, clusters: &[Cluster]) -> Option<Result<ResourceRef>> {
+pub fn waiting_cluster<'a>(
+    app: &Application,
+    clusters: impl IntoIterator<Item = &'a Cluster>,
+) -> Option<Result<ResourceRef>> {
     let name = app.status.auto_cluster_create_started.as_ref()?;
-    let ready = clusters.iter().find(|c| {
+    let ready = clusters.into_iter().find(|c| {
         &c.metadata.name == name
             && c.metadata.namespace == app.metadata.namespace
             && c.metadata.deleted.is_none()
@@ -481,7 +518,7 @@ mod tests {
 
     fn candidate(name: &str, metrics: MetricsOutcome) -> ClusterCandidate {
         ClusterCandidate {
-            cluster: cluster(name, &[]),
+            cluster: Arc::new(cluster(name, &[])),
             metrics,
         }
     }
@@ -617,16 +654,16 @@ mod tests {
     fn selection_filters_candidates() {
         let config = Config::default();
         let mut offline = candidate("offline", MetricsOutcome::NoMetrics);
-        offline.cluster.status.state = ClusterState::Offline;
+        Arc::make_mut(&mut offline.cluster).status.state = ClusterState::Offline;
         let mut deleted = candidate("deleted", MetricsOutcome::NoMetrics);
-        deleted.cluster.metadata.deleted = Some(at(-1));
+        Arc::make_mut(&mut deleted.cluster).metadata.deleted = Some(at(-1));
         let mut other_ns = candidate("other-ns", MetricsOutcome::NoMetrics);
-        other_ns.cluster.metadata.namespace = Some("other".into());
+        Arc::make_mut(&mut other_ns.cluster).metadata.namespace = Some("other".into());
         let failing = candidate("failing", failed());
         let mut recovered = candidate("recovered", fetched(&[("m", 1.0, 0.1)]));
-        recovered.cluster.status.state = ClusterState::FailingMetrics;
+        Arc::make_mut(&mut recovered.cluster).status.state = ClusterState::FailingMetrics;
         let mut labelled = candidate("labelled", MetricsOutcome::NoMetrics);
-        labelled.cluster.metadata.labels =
+        Arc::make_mut(&mut labelled.cluster).metadata.labels =
             crate::model::fixtures::meta("x", None, &[("location", "DE")]).labels;
 
         // Only the recovered FAILING_METRICS cluster is eligible among these.
@@ -675,7 +712,7 @@ mod tests {
         let mut a = app("a");
         a.spec.constraints.cluster.custom_resources = vec!["foos.x.io".into()];
         let mut with_crd = candidate("crd", MetricsOutcome::NoMetrics);
-        with_crd.cluster.spec.custom_resources = vec!["foos.x.io".into()];
+        Arc::make_mut(&mut with_crd.cluster).spec.custom_resources = vec!["foos.x.io".into()];
         let clusters = [candidate("plain", MetricsOutcome::NoMetrics), with_crd];
         let got = select_placement(&a, &clusters, &[], now(), &config, &FIRST).unwrap();
         assert_eq!(cluster_name(&got), "crd");
@@ -775,7 +812,7 @@ mod tests {
             Case {
                 clusters: vec![candidate("other", fetched(&[("m", 1.0, 0.1)])), {
                     let mut c = candidate("current", fetched(&[("m", 1.0, 0.9)]));
-                    c.cluster.status.state = ClusterState::Offline;
+                    Arc::make_mut(&mut c.cluster).status.state = ClusterState::Offline;
                     c
                 }],
                 current: Some("current"),
@@ -957,19 +994,19 @@ mod tests {
     #[test]
     fn automatic_cluster_creation_helpers() {
         let mut a = app("a");
-        assert!(waiting_cluster(&a, &[]).is_none());
+        assert!(waiting_cluster(&a, []).is_none());
         a.status = waiting_for_cluster_status(&a, "cluster-1234");
         assert_eq!(a.status.state, ApplicationState::WaitingForClusterCreation);
         let mut creating = cluster("cluster-1234", &[]);
         creating.status.state = ClusterState::Creating;
         assert!(matches!(
-            waiting_cluster(&a, &[creating.clone()]),
+            waiting_cluster(&a, [&creating]),
             Some(Err(Error::WaitingOnCluster(_)))
         ));
         let mut online = creating.clone();
         online.status.state = ClusterState::Online;
         assert_eq!(
-            waiting_cluster(&a, &[online.clone()]).unwrap().unwrap(),
+            waiting_cluster(&a, [&online]).unwrap().unwrap(),
             resource_ref(&online)
         );
 

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use crate::scoring::DEFAULT_STICKINESS;
 
+/// Default of [`Config::metrics_max_age`]: shorter than common Prometheus scrape
+/// intervals (15–30 s), so a decision rarely sees an older value than a fresh query would.
+pub const DEFAULT_METRICS_MAX_AGE: Duration = Duration::from_secs(10);
+
 /// Configuration of the scheduler's decisions and of its controller loops.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -18,6 +22,11 @@ pub struct Config {
     pub worker_count: usize,
     /// Timeout of one metrics-provider query (20 s).
     pub metrics_timeout: Duration,
+    /// How long the fetched metrics of a namespace's clusters are reused by later
+    /// decisions (10 s; zero fetches them for every decision, as upstream does). A change
+    /// of a cluster, cloud, metric or metrics provider makes them stale at once; only
+    /// values that change inside the providers are seen up to this late.
+    pub metrics_max_age: Duration,
     /// Delay before looking again at an application waiting for an automatically
     /// created cluster (30 s).
     pub waiting_on_cluster_delay: Duration,
@@ -36,6 +45,7 @@ impl Default for Config {
             stickiness: DEFAULT_STICKINESS,
             worker_count: 5,
             metrics_timeout: Duration::from_secs(20),
+            metrics_max_age: DEFAULT_METRICS_MAX_AGE,
             waiting_on_cluster_delay: Duration::from_secs(30),
             tosca_file: None,
             deletion_retention: Duration::from_secs(600),
@@ -54,6 +64,7 @@ mod tests {
         assert_eq!(c.stickiness, 0.1);
         assert_eq!(c.worker_count, 5);
         assert_eq!(c.metrics_timeout, Duration::from_secs(20));
+        assert_eq!(c.metrics_max_age, Duration::from_secs(10));
         assert_eq!(c.waiting_on_cluster_delay, Duration::from_secs(30));
         assert_eq!(c.deletion_retention, Duration::from_secs(600));
     }

@@ -8,7 +8,9 @@
 //! * [`inheritance`]: labels and metrics a cluster inherits from its cloud;
 //! * [`scoring`]: score formulas and selection of the best candidate;
 //! * [`application`], [`cluster`], [`magnum`]: the three scheduling decisions;
-//! * [`metrics`]: resolution, normalisation and the metric-driven status transitions.
+//! * [`metrics`]: resolution, normalisation and the metric-driven status transitions;
+//! * [`candidates`]: the clusters of a namespace with their metrics, built from
+//!   reflector stores and cached between decisions.
 //!
 //! [`providers`] queries metrics providers (static, Prometheus, KSQL, InfluxDB), and
 //! [`run`] runs the three handlers against the Krake API.
@@ -24,9 +26,14 @@
 //!   `NO_SUITABLE_RESOURCE`, not a crash.
 //! * Cloud inheritance uses the label keys / metric names the cloud constraints name;
 //!   a cloud metric already referenced by the cluster is not added twice.
-//! * `max == min` is `INVALID_METRIC`; metrics are fetched once per pass, only for
-//!   clusters that could be eligible; `metrics_reasons` are cleared on recovery; status
-//!   is only written when it changes (no ONLINE rewrite of every cloud).
+//! * `max == min` is `INVALID_METRIC`; metrics are fetched only for clusters that could
+//!   be eligible; `metrics_reasons` are cleared on recovery; status is only written when
+//!   it changes (no ONLINE rewrite of every cloud).
+//! * Upstream queries every metric of every cluster for every decision. Here the
+//!   [`candidates`] of a namespace (clusters with inherited values and fetched metrics)
+//!   are shared by the decisions taken until a cluster, cloud, metric or metrics provider
+//!   changes, or for at most `metrics_max_age` (10 s; `0` restores upstream's
+//!   behaviour); concurrent decisions of a namespace wait for one build.
 //! * A DEGRADED application whose retry time has not come is requeued for that time
 //!   (not dropped); FAILED applications are not re-evaluated; a user update of an
 //!   application whose placement is held (`migration: false`, migration back-off) is
@@ -37,6 +44,7 @@
 //!   clusters and clouds).
 
 pub mod application;
+pub mod candidates;
 pub mod cluster;
 pub mod config;
 mod controller;

@@ -372,10 +372,15 @@ impl MetricsStatus for ProjectStatus {
 /// The state a cluster has for scheduling once its metric outcome is applied: a
 /// cluster whose metrics fail is `FAILING_METRICS` (not eligible), a `FAILING_METRICS`
 /// cluster whose metrics work again is `ONLINE` (eligible).
+///
+/// The state [`MetricsStatus::update_from`] would give, without copying the status (this
+/// runs for every candidate cluster of every decision).
 pub fn effective_cluster_state(status: &ClusterStatus, outcome: &MetricsOutcome) -> ClusterState {
-    let mut status = status.clone();
-    status.update_from(outcome);
-    status.state
+    match outcome {
+        MetricsOutcome::Failed(_) => ClusterState::FailingMetrics,
+        _ if status.state == ClusterState::FailingMetrics => ClusterState::Online,
+        _ => status.state,
+    }
 }
 
 #[cfg(test)]

@@ -11,14 +11,14 @@ use serde_json::{Map, Value};
 
 use super::{Context, until};
 use crate::application::{
-    Admission, CloudCandidate, ClusterCandidate, Gate, Placement, RetryGate, Write,
-    admit_application, auto_cluster, confirmed_status, decision_write, failure_status, hold_write,
-    retry_gate, scheduling_gate, select_placement, waiting_cluster, waiting_for_cluster_status,
+    Admission, CloudCandidate, Gate, Placement, RetryGate, Write, admit_application, auto_cluster,
+    confirmed_status, decision_write, failure_status, hold_write, retry_gate, scheduling_gate,
+    select_placement, waiting_cluster, waiting_for_cluster_status,
 };
+use crate::candidates::Fetched;
 use crate::error::{Error, Result};
 use crate::inheritance::{bound_cloud, with_inherited_values};
 use crate::matching::{custom_resources_match, labels_match};
-use crate::metrics::MetricsOutcome;
 use crate::model::AnyCloud;
 
 /// Shortest delay between two scheduling attempts of a DEGRADED application (a zero
@@ -209,45 +209,6 @@ async fn record_failure(
     }
 }
 
-/// Clusters with inherited values and metric outcomes; writes the metric-driven status
-/// changes. Only clusters that could be eligible (not deleted, ONLINE or
-/// FAILING_METRICS) have their metrics fetched.
-async fn cluster_candidates(
-    ctx: &Context,
-    clusters: &[Arc<Cluster>],
-    clouds: &[AnyCloud],
-) -> Result<Vec<ClusterCandidate>> {
-    let fetches = clusters.iter().map(|cluster| async move {
-        let inherited = with_inherited_values(cluster, bound_cloud(cluster, clouds));
-        let relevant = cluster.metadata.deleted.is_none()
-            && matches!(
-                cluster.status.state,
-                ClusterState::Online | ClusterState::FailingMetrics
-            );
-        let metrics = if relevant {
-            let outcome = ctx
-                .fetch(
-                    cluster.metadata.namespace.as_deref(),
-                    &inherited.spec.metrics,
-                )
-                .await?;
-            ctx.write_metrics_status(cluster.as_ref(), &outcome, |c: &mut Cluster| &mut c.status)
-                .await;
-            outcome
-        } else {
-            MetricsOutcome::NoMetrics
-        };
-        Ok(ClusterCandidate {
-            cluster: inherited,
-            metrics,
-        })
-    });
-    futures::future::join_all(fetches)
-        .await
-        .into_iter()
-        .collect()
-}
-
 /// Clouds with their metric outcomes (automatic cluster creation); writes the
 /// metric-driven status changes.
 pub(super) async fn cloud_candidates(
@@ -292,12 +253,14 @@ pub(super) async fn cloud_candidates(
 async fn schedule(app: &Application, ctx: &Context, now: DateTime<Utc>) -> Result<()> {
     let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
     let name = app.metadata.name.as_str();
-    let clusters = ctx
-        .clusters
-        .filter(|c| c.metadata.namespace.as_deref() == Some(namespace));
-
-    let owned: Vec<Cluster> = clusters.iter().map(|c| c.as_ref().clone()).collect();
-    if let Some(ready) = waiting_cluster(app, &owned) {
+    if let Some(ready) = waiting_cluster(
+        app,
+        app.status
+            .auto_cluster_create_started
+            .as_deref()
+            .and_then(|cluster| ctx.clusters.get_named(Some(namespace), cluster))
+            .as_deref(),
+    ) {
         let cluster = ready?;
         let mut bound = ctx
             .client
@@ -312,16 +275,21 @@ async fn schedule(app: &Application, ctx: &Context, now: DateTime<Utc>) -> Resul
         return Ok(());
     }
 
-    let clouds = ctx.clouds_for(Some(namespace));
-    let candidates = cluster_candidates(ctx, &clusters, &clouds).await?;
+    let Fetched {
+        candidates,
+        status_writes,
+    } = ctx.candidates.of_namespace(namespace).await?;
+    for write in status_writes {
+        ctx.write_status_change(&write.cluster, &write.update).await;
+    }
     let cloud_candidates = if app.spec.auto_cluster_create {
-        cloud_candidates(ctx, &clouds).await?
+        cloud_candidates(ctx, &candidates.clouds).await?
     } else {
         Vec::new()
     };
     let placement = select_placement(
         app,
-        &candidates,
+        &candidates.clusters,
         &cloud_candidates,
         now,
         &ctx.config,

@@ -15,15 +15,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use krake_client::Client;
 use krake_client::transport::{Transport, TransportConfig};
 use krake_crds::Resource;
-use krake_crds::core::{
-    GlobalMetric, GlobalMetricsProvider, Metric, MetricRef, MetricSpec, MetricsProvider,
-    MetricsProviderSpec,
-};
+use krake_crds::core::{GlobalMetric, GlobalMetricsProvider, Metric, MetricRef, MetricsProvider};
 use krake_crds::infrastructure::{Cloud, GlobalCloud};
 use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::openstack::{MagnumCluster, Project};
@@ -32,50 +28,13 @@ use krake_runtime::{
     Reflector, Store,
 };
 
+use crate::candidates::{CandidateStores, Candidates, StoreMetricsSource};
 use crate::config::Config;
 use crate::error::Result;
-use crate::metrics::{Location, MetricsOutcome, MetricsSource, MetricsStatus, fetch_metrics};
+use crate::metrics::{MetricsOutcome, MetricsStatus, MetricsStatusUpdate, fetch_metrics};
 use crate::model::AnyCloud;
 use crate::providers::Providers;
 use crate::scoring::{Chooser, RandomChooser};
-
-/// Metric definitions read from reflector stores.
-#[derive(Debug, Clone)]
-pub(crate) struct StoreMetricsSource {
-    metrics: Store<Metric>,
-    global_metrics: Store<GlobalMetric>,
-    providers: Store<MetricsProvider>,
-    global_providers: Store<GlobalMetricsProvider>,
-}
-
-#[async_trait]
-impl MetricsSource for StoreMetricsSource {
-    async fn metric(&self, location: &Location) -> Result<Option<MetricSpec>> {
-        Ok(match location {
-            Location::Namespaced { namespace, name } => self
-                .metrics
-                .get_named(Some(namespace), name)
-                .map(|m| m.spec.clone()),
-            Location::Global { name } => self
-                .global_metrics
-                .get_named(None, name)
-                .map(|m| m.spec.clone()),
-        })
-    }
-
-    async fn provider(&self, location: &Location) -> Result<Option<MetricsProviderSpec>> {
-        Ok(match location {
-            Location::Namespaced { namespace, name } => self
-                .providers
-                .get_named(Some(namespace), name)
-                .map(|p| p.spec.clone()),
-            Location::Global { name } => self
-                .global_providers
-                .get_named(None, name)
-                .map(|p| p.spec.clone()),
-        })
-    }
-}
 
 /// Everything the handlers share.
 pub(crate) struct Context {
@@ -85,10 +44,10 @@ pub(crate) struct Context {
     pub(crate) chooser: Arc<dyn Chooser>,
     pub(crate) apps: Store<Application>,
     pub(crate) clusters: Store<Cluster>,
-    pub(crate) clouds: Store<Cloud>,
-    pub(crate) global_clouds: Store<GlobalCloud>,
     pub(crate) projects: Store<Project>,
     pub(crate) metrics: StoreMetricsSource,
+    /// Cluster candidates per namespace, shared by the application handler's decisions.
+    pub(crate) candidates: Candidates,
     /// When each placed application was last evaluated (periodic re-evaluation timer,
     /// independent of watch events).
     pub(crate) evaluated: Arc<Mutex<HashMap<ObjectKey, DateTime<Utc>>>>,
@@ -97,19 +56,7 @@ pub(crate) struct Context {
 impl Context {
     /// The namespaced clouds of `namespace` and every global cloud.
     pub(crate) fn clouds_for(&self, namespace: Option<&str>) -> Vec<AnyCloud> {
-        let mut clouds: Vec<AnyCloud> = self
-            .clouds
-            .filter(|c| c.metadata.namespace.as_deref() == namespace)
-            .into_iter()
-            .map(|c| AnyCloud::Namespaced(c.as_ref().clone()))
-            .collect();
-        clouds.extend(
-            self.global_clouds
-                .list()
-                .into_iter()
-                .map(|c| AnyCloud::Global(c.as_ref().clone())),
-        );
-        clouds
+        self.candidates.stores().clouds_for(namespace)
     }
 
     /// Fetch the metrics of a resource.
@@ -140,7 +87,17 @@ impl Context {
         let Some(update) = status(&mut updated).update_from(outcome) else {
             return;
         };
-        let meta = resource.metadata();
+        self.write_status_change(&updated, &update).await;
+    }
+
+    /// Write `changed`, whose status `update` changed. A failed write is logged, not
+    /// fatal.
+    pub(crate) async fn write_status_change<R: Resource>(
+        &self,
+        changed: &R,
+        update: &MetricsStatusUpdate,
+    ) {
+        let meta = changed.metadata();
         tracing::info!(
             kind = R::KIND,
             namespace = meta.namespace.as_deref().unwrap_or(""),
@@ -148,7 +105,7 @@ impl Context {
             ?update,
             "metrics status changed"
         );
-        if let Err(e) = self.client.api::<R>().update_status(&updated).await {
+        if let Err(e) = self.client.api::<R>().update_status(changed).await {
             tracing::warn!(kind = R::KIND, name = %meta.name, error = %e, "cannot write metrics status");
         }
     }
@@ -263,6 +220,22 @@ impl Scheduler {
                 }
             });
         }
+        let metrics = StoreMetricsSource::new(
+            definitions.metrics.store(),
+            definitions.global_metrics.store(),
+            definitions.providers.store(),
+            definitions.global_providers.store(),
+        );
+        let candidates = Candidates::new(
+            CandidateStores {
+                clusters: clusters.store(),
+                clouds: clouds.store(),
+                global_clouds: global_clouds.store(),
+                metrics: metrics.clone(),
+            },
+            Arc::new(providers.clone()),
+            config.metrics_max_age,
+        );
         let ctx = Context {
             client: client.clone(),
             config: config.clone(),
@@ -270,15 +243,9 @@ impl Scheduler {
             chooser: Arc::new(RandomChooser),
             apps: apps.store(),
             clusters: clusters.store(),
-            clouds: clouds.store(),
-            global_clouds: global_clouds.store(),
             projects: projects.store(),
-            metrics: StoreMetricsSource {
-                metrics: definitions.metrics.store(),
-                global_metrics: definitions.global_metrics.store(),
-                providers: definitions.providers.store(),
-                global_providers: definitions.global_providers.store(),
-            },
+            metrics,
+            candidates,
             evaluated,
         };
 

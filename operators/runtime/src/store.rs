@@ -386,7 +386,11 @@ mod tests {
         let mut seen = vec![store.generation()];
         let mut changed = |store: &Store<Role>, expected: bool| {
             let now = store.generation();
-            assert_eq!(!seen.contains(&now), expected, "generations {seen:?}, now {now}");
+            assert_eq!(
+                !seen.contains(&now),
+                expected,
+                "generations {seen:?}, now {now}"
+            );
             seen.push(now);
         };
         writer.upsert(role("a", "1"));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what building and testing needs, when missing: protoc (etcd-client's build),
-# etcd (storage and end-to-end tests), prometheus (the scheduler's real-Prometheus test).
+# etcd (storage and end-to-end tests), prometheus (the scheduler's real-Prometheus test),
+# helm (the chart tests; see install-helm.sh).
 # Debian/Ubuntu packages; run as root or with sudo.
 set -euo pipefail
 
@@ -22,3 +23,4 @@ fi
 protoc --version
 etcd --version | sed -n 1p
 prometheus --version 2>&1 | sed -n 1p
+"$(dirname "$0")/install-helm.sh"

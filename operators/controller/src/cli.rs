@@ -17,8 +17,10 @@ use krake_client::ClientConfig;
     about = "Krake controllers: the garbage collector and the scheduler, alone or together"
 )]
 pub struct Args {
+    /// Options of every command.
     #[command(flatten)]
     pub common: Common,
+    /// The controllers to run.
     #[command(subcommand)]
     pub command: Command,
 }

@@ -6,8 +6,6 @@
 //! gracefully on SIGTERM or Ctrl-C (running reconciles finish). A configuration it
 //! cannot use stops it at start with a one-line reason (exit status 2).
 
-mod cli;
-
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -19,7 +17,7 @@ use krake_runtime::prometheus_client::registry::Registry;
 use krake_runtime::{CancellationToken, Metrics, OpsServer, Readiness};
 use tokio::task::JoinSet;
 
-use crate::cli::{Args, Common, LogFormat};
+use krake_controller::cli::{Args, Common, LogFormat};
 
 /// A controller's run, boxed.
 type BoxedRun = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;

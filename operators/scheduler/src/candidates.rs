@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use krake_crds::core::{
     GlobalMetric, GlobalMetricsProvider, Metric, MetricSpec, MetricsProvider, MetricsProviderSpec,
 };
@@ -22,13 +23,14 @@ use krake_crds::kubernetes::{Cluster, ClusterState};
 use krake_runtime::Store;
 
 use crate::application::ClusterCandidate;
-use crate::error::Result;
+use crate::error::{ProviderError, Result};
 use crate::inheritance::{bound_cloud, with_inherited_values};
 use crate::metrics::{
     Location, MetricsOutcome, MetricsSource, MetricsStatus, MetricsStatusUpdate, ProviderFactory,
     fetch_metrics, metrics_status_update,
 };
 use crate::model::AnyCloud;
+use crate::providers::MetricsProvider as MetricsProviderClient;
 
 /// Metric and metrics-provider definitions read from reflector stores.
 #[derive(Debug, Clone)]
@@ -185,6 +187,73 @@ pub struct Fetched {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<ClusterCandidates>>>>;
 
+/// Clusters whose metrics are fetched at once during a build: bounds the requests in
+/// flight to the providers (1,000 clusters of 5 metrics would otherwise open 5,000).
+const FETCH_CONCURRENCY: usize = 64;
+
+type Answer = Arc<tokio::sync::OnceCell<std::result::Result<f64, ProviderError>>>;
+
+/// The provider clients and answers of one build.
+#[derive(Default)]
+struct BuildQueries {
+    clients: HashMap<Location, Arc<dyn MetricsProviderClient>>,
+    answers: HashMap<(Location, String), Answer>,
+}
+
+/// A provider factory that makes each distinct query once per build: clusters commonly
+/// share metrics (one global metric used by every cluster), and each cluster would
+/// otherwise query the provider for it again.
+struct QueryOnce {
+    inner: Arc<dyn ProviderFactory>,
+    queries: Arc<Mutex<BuildQueries>>,
+}
+
+impl ProviderFactory for QueryOnce {
+    fn provider(
+        &self,
+        location: &Location,
+        spec: &MetricsProviderSpec,
+    ) -> Arc<dyn MetricsProviderClient> {
+        let client = self
+            .queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clients
+            .entry(location.clone())
+            .or_insert_with(|| self.inner.provider(location, spec))
+            .clone();
+        Arc::new(AnsweredOnce {
+            location: location.clone(),
+            client,
+            queries: self.queries.clone(),
+        })
+    }
+}
+
+struct AnsweredOnce {
+    location: Location,
+    client: Arc<dyn MetricsProviderClient>,
+    queries: Arc<Mutex<BuildQueries>>,
+}
+
+#[async_trait]
+impl MetricsProviderClient for AnsweredOnce {
+    async fn query(&self, metric_name: &str) -> std::result::Result<f64, ProviderError> {
+        let answer = self
+            .queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .answers
+            .entry((self.location.clone(), metric_name.to_string()))
+            .or_default()
+            .clone();
+        answer
+            .get_or_init(|| self.client.query(metric_name))
+            .await
+            .clone()
+    }
+}
+
 /// Builds and caches the cluster candidates of each namespace.
 pub struct Candidates {
     stores: CandidateStores,
@@ -283,8 +352,12 @@ impl Candidates {
             .filter(|c| c.metadata.namespace.as_deref() == Some(namespace));
         let clouds = self.stores.clouds_for(Some(namespace));
         let clouds = &clouds;
-        let fetches = clusters.iter().map(|cluster| async move {
-            let cluster = cluster.clone();
+        let providers = &QueryOnce {
+            inner: self.providers.clone(),
+            queries: Arc::default(),
+        };
+        let count = clusters.len();
+        let fetches = clusters.into_iter().map(|cluster| async move {
             let inherited = match bound_cloud(&cluster, clouds) {
                 None => cluster.clone(),
                 cloud => Arc::new(with_inherited_values(&cluster, cloud)),
@@ -310,7 +383,7 @@ impl Candidates {
                     Some(namespace),
                     &inherited.spec.metrics,
                     &self.stores.metrics,
-                    self.providers.as_ref(),
+                    providers,
                 )
                 .await?
             };
@@ -335,9 +408,13 @@ impl Candidates {
                 write,
             ))
         });
-        let mut candidates = Vec::with_capacity(clusters.len());
+        let mut candidates = Vec::with_capacity(count);
         let mut writes = Vec::new();
-        for result in futures::future::join_all(fetches).await {
+        let results: Vec<_> = futures::stream::iter(fetches)
+            .buffered(FETCH_CONCURRENCY)
+            .collect()
+            .await;
+        for result in results {
             let (candidate, write) = result?;
             candidates.push(candidate);
             writes.extend(write);
@@ -389,12 +466,12 @@ mod tests {
     }
 
     impl ProviderFactory for Counting {
-        fn provider(&self, name: &str, spec: &MetricsProviderSpec) -> Arc<dyn Provider> {
+        fn provider(&self, location: &Location, spec: &MetricsProviderSpec) -> Arc<dyn Provider> {
             let MetricsProviderSpec::Static(s) = spec else {
                 panic!("static providers only")
             };
             Arc::new(Counted {
-                inner: StaticProvider::new(name, s),
+                inner: StaticProvider::new(location.name(), s),
                 queries: self.queries.clone(),
             })
         }
@@ -485,7 +562,11 @@ mod tests {
     async fn built_once_then_reused_while_nothing_changes() {
         let f = fixture(3, LONG);
         let first = f.candidates.of_namespace("ns").await.unwrap();
-        assert_eq!(f.queries(), 6, "two metrics of three clusters");
+        assert_eq!(
+            f.queries(),
+            2,
+            "two metrics shared by three clusters: queried once each"
+        );
         let values: Vec<f64> = first.candidates.clusters[0]
             .metrics
             .values()
@@ -517,7 +598,7 @@ mod tests {
         f.clusters.upsert(elsewhere);
         let next = f.candidates.of_namespace("ns").await.unwrap().candidates;
         assert!(!Arc::ptr_eq(&last, &next));
-        assert_eq!(f.queries(), 4);
+        assert_eq!(f.queries(), 2);
         last = next;
 
         // A metric definition changes: the new bounds are used at once.
@@ -570,7 +651,7 @@ mod tests {
         let f = fixture(50, LONG);
         let results =
             futures::future::join_all((0..8).map(|_| f.candidates.of_namespace("ns"))).await;
-        assert_eq!(f.queries(), 100, "one build for eight concurrent callers");
+        assert_eq!(f.queries(), 2, "one build for eight concurrent callers");
         let first = results[0].as_ref().unwrap();
         for other in &results {
             assert!(Arc::ptr_eq(
@@ -606,7 +687,11 @@ mod tests {
         f.clusters.upsert(offline);
 
         let fetched = f.candidates.of_namespace("ns").await.unwrap();
-        assert_eq!(f.queries(), 4, "the offline cluster is not fetched");
+        assert_eq!(
+            f.queries(),
+            2,
+            "each known metric once; none for the missing one"
+        );
         let mut writes: Vec<(String, MetricsStatusUpdate)> = fetched
             .status_writes
             .iter()

@@ -150,8 +150,9 @@ pub trait MetricsSource: Send + Sync {
 
 /// Builds the client of a metrics provider from its spec.
 pub trait ProviderFactory: Send + Sync {
-    /// A provider client for the provider resource `name` with `spec`.
-    fn provider(&self, name: &str, spec: &MetricsProviderSpec) -> Arc<dyn MetricsProvider>;
+    /// A provider client for the provider resource at `location` with `spec`.
+    fn provider(&self, location: &Location, spec: &MetricsProviderSpec)
+    -> Arc<dyn MetricsProvider>;
 }
 
 /// The all-or-nothing metric outcome of one resource.
@@ -243,7 +244,7 @@ async fn fetch_one(
             provider_location.describe("MetricsProvider")
         ))
     })?;
-    let provider = factory.provider(&spec.provider.name, &provider_spec);
+    let provider = factory.provider(&provider_location, &provider_spec);
     let raw = provider.query(&spec.provider.metric).await?;
     let value = normalise(&metric.name, raw, &spec)?;
     tracing::debug!(metric = %metric.name, raw, value, "metric fetched");
@@ -658,9 +659,13 @@ mod tests {
     struct StaticOnly;
 
     impl ProviderFactory for StaticOnly {
-        fn provider(&self, name: &str, spec: &MetricsProviderSpec) -> Arc<dyn MetricsProvider> {
+        fn provider(
+            &self,
+            location: &Location,
+            spec: &MetricsProviderSpec,
+        ) -> Arc<dyn MetricsProvider> {
             match spec {
-                MetricsProviderSpec::Static(s) => Arc::new(StaticProvider::new(name, s)),
+                MetricsProviderSpec::Static(s) => Arc::new(StaticProvider::new(location.name(), s)),
                 other => panic!("unexpected provider {other:?}"),
             }
         }

@@ -414,7 +414,7 @@ async fn fetch_through_the_provider_factory() {
     });
     assert_eq!(
         factory
-            .provider("s", &static_spec)
+            .provider(&Location::Global { name: "s".into() }, &static_spec)
             .query("x")
             .await
             .unwrap(),

@@ -15,7 +15,7 @@ use super::{
     prometheus_query_url,
 };
 use crate::error::{Error, ProviderError};
-use crate::metrics::ProviderFactory;
+use crate::metrics::{Location, ProviderFactory};
 
 /// Default time limit of one provider query (upstream: 20 s).
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -191,7 +191,12 @@ impl Providers {
 }
 
 impl ProviderFactory for Providers {
-    fn provider(&self, name: &str, spec: &MetricsProviderSpec) -> Arc<dyn MetricsProvider> {
+    fn provider(
+        &self,
+        location: &Location,
+        spec: &MetricsProviderSpec,
+    ) -> Arc<dyn MetricsProvider> {
+        let name = location.name();
         let http = self.http.clone();
         match spec {
             MetricsProviderSpec::Static(s) => Arc::new(StaticProvider::new(name, s)),

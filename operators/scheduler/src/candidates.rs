@@ -7,7 +7,9 @@
 //! every decision. Here a set is reused until one of the stores it was built from changes
 //! (any cluster, cloud, metric or metrics provider: [`Store::generation`]) or it is older
 //! than `metrics_max_age`. One build per namespace runs at a time; the other decisions of
-//! that namespace wait for its result instead of querying the providers again.
+//! that namespace wait for its result instead of querying the providers again. Within a
+//! build each distinct query (provider, metric) is made once, however many clusters use
+//! the metric, and at most [`FETCH_CONCURRENCY`] clusters are fetched at a time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

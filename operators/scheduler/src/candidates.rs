@@ -9,7 +9,7 @@
 //! than `metrics_max_age`. One build per namespace runs at a time; the other decisions of
 //! that namespace wait for its result instead of querying the providers again. Within a
 //! build each distinct query (provider, metric) is made once, however many clusters use
-//! the metric, and at most [`FETCH_CONCURRENCY`] clusters are fetched at a time.
+//! the metric, and at most 64 clusters are fetched at a time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -82,6 +82,21 @@ wait_for() {
   return 1
 }
 
+# Wait until GET path answers 404 (60 s).
+wait_gone() {
+  local path=$1 what=$2 code=""
+  for _ in $(seq 60); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$api$path")
+    if [ "$code" = 404 ]; then
+      echo "ok: $what"
+      return 0
+    fi
+    sleep 1
+  done
+  echo "timed out waiting for: $what (last status $code)" >&2
+  return 1
+}
+
 # The bootstrap Job loaded the base roles.
 wait_for /core/roles '.items | map(.metadata.name) | index("role:system:scheduler") != null' \
   "base roles loaded"
@@ -125,21 +140,10 @@ wait_for /kubernetes/namespaces/default/applications/echo \
 # Deleting the cluster (DELETE adds the cascade_deletion finalizer): the garbage collector
 # deletes the application that depends on it, then releases the cluster.
 curl -fsS -X DELETE "$api/kubernetes/namespaces/default/clusters/kind" >/dev/null
-for _ in $(seq 60); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$api/kubernetes/namespaces/default/applications/echo")
-  [ "$code" = 404 ] && break
-  sleep 1
-done
-[ "$code" = 404 ] || { echo "the application outlived its cluster" >&2; exit 1; }
-echo "ok: cascading deletion removed the application with its cluster"
-
-for _ in $(seq 60); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$api/kubernetes/namespaces/default/clusters/kind")
-  [ "$code" = 404 ] && break
-  sleep 1
-done
-[ "$code" = 404 ] || { echo "the cluster was never released by the garbage collector" >&2; exit 1; }
-echo "ok: the cluster is gone once its dependents are"
+wait_gone /kubernetes/namespaces/default/applications/echo \
+  "cascading deletion removed the application with its cluster"
+wait_gone /kubernetes/namespaces/default/clusters/kind \
+  "the cluster is gone once its dependents are"
 
 # Every controller counts its reconciles on /metrics.
 for deploy in scheduler garbage-collector; do

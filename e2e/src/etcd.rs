@@ -212,28 +212,15 @@ impl Drop for EtcdServer {
 /// # Panics
 /// When no binary is found.
 pub fn find_etcd() -> PathBuf {
-    if let Some(path) = std::env::var_os(ETCD_BIN_ENV) {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "{ETCD_BIN_ENV}={} is not a file",
-            path.display()
-        );
-        return path;
-    }
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path_var)
-        .map(|dir| dir.join("etcd"))
-        .chain([PathBuf::from("/usr/bin/etcd"), PathBuf::from("/usr/local/bin/etcd")])
-        .find(|candidate| is_executable(candidate))
-        .unwrap_or_else(|| panic!("etcd not found: install the Debian package etcd-server (the test command does this)"))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    crate::tools::find_program(
+        "etcd",
+        ETCD_BIN_ENV,
+        &[
+            PathBuf::from("/usr/bin/etcd"),
+            PathBuf::from("/usr/local/bin/etcd"),
+        ],
+        "install the Debian package etcd-server (the test command does this)",
+    )
 }
 
 fn free_port() -> u16 {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Parser;
+use krake_e2e::tools::find_program;
 use serde_json::Value;
 
 const NAMESPACE: &str = "krake-system";
@@ -21,29 +22,17 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
 /// `$KRAKE_TEST_HELM`, `PATH`, or where `hack/install-helm.sh` puts it.
 fn helm() -> PathBuf {
-    if let Some(path) = std::env::var_os("KRAKE_TEST_HELM") {
-        return PathBuf::from(path);
-    }
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path_var)
-        .map(|dir| dir.join("helm"))
-        .chain([
+    find_program(
+        "helm",
+        "KRAKE_TEST_HELM",
+        &[
             PathBuf::from("/usr/local/bin/helm"),
             repo().join("target/tools/bin/helm"),
-        ])
-        .find(|candidate| is_executable(candidate))
-        .unwrap_or_else(|| {
-            panic!("helm not found: run hack/install-helm.sh (the test command does)")
-        })
+        ],
+        "run hack/install-helm.sh (the test command does)",
+    )
 }
 
 fn helm_run(args: &[&str]) -> std::process::Output {

@@ -138,6 +138,7 @@ fn default_installation_objects() {
         ("Deployment", "krake-scheduler"),
         ("Deployment", "krake-garbage-collector"),
         ("Job", "krake-bootstrap"),
+        ("NetworkPolicy", "krake-etcd"),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))
@@ -251,7 +252,11 @@ fn etcd_members_services_and_endpoints_agree() {
             Some(clients.join(",").as_str())
         );
     }
-    for bad in ["0", "2", "4"] {
+    for (bad, expected) in [
+        ("0", "/etcd/replicas"),
+        ("2", "etcd.replicas must be odd"),
+        ("4", "etcd.replicas must be odd"),
+    ] {
         let output = helm_run(&[
             "template",
             "krake",
@@ -260,11 +265,8 @@ fn etcd_members_services_and_endpoints_agree() {
             &format!("etcd.replicas={bad}"),
         ]);
         assert!(!output.status.success(), "{bad} etcd members accepted");
-        assert!(
-            String::from_utf8_lossy(&output.stderr).contains("etcd.replicas must be odd"),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{bad}: {stderr}");
     }
 }
 
@@ -369,4 +371,91 @@ fn image_holds_what_the_pods_run() {
     }
     assert!(dockerfile.contains("COPY --from=build /out/bin/ /usr/local/bin/"));
     assert!(dockerfile.contains("USER 65532:65532"));
+}
+
+/// Only the API server pods, the bootstrap Job and etcd members reach etcd's client port;
+/// only etcd members its peer port. The selectors match the real pod labels.
+#[test]
+fn only_the_api_server_reaches_etcd() {
+    let docs = render(&[]);
+    let policy = find(&docs, "NetworkPolicy", "krake-etcd");
+    let labels = |kind_: &str, name_: &str| {
+        find(&docs, kind_, name_)["spec"]["template"]["metadata"]["labels"].clone()
+    };
+    let selects = |selector: &Value, pod_labels: &Value| {
+        selector["matchLabels"]
+            .as_object()
+            .expect("matchLabels")
+            .iter()
+            .all(|(k, v)| pod_labels[k] == *v)
+    };
+    assert!(selects(
+        &policy["spec"]["podSelector"],
+        &labels("StatefulSet", "krake-etcd")
+    ));
+    let rules = policy["spec"]["ingress"].as_array().expect("ingress rules");
+    // A pod is admitted on a port by a rule naming the port whose `from` is absent (every
+    // peer) or selects it.
+    let admitted = |port: &str, kind_: &str, name_: &str| {
+        let pod = labels(kind_, name_);
+        rules
+            .iter()
+            .filter(|r| {
+                r["ports"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p["port"] == port))
+            })
+            .any(|r| match r["from"].as_array() {
+                None => true,
+                Some(peers) => peers.iter().any(|peer| selects(&peer["podSelector"], &pod)),
+            })
+    };
+    assert!(admitted("client", "Deployment", "krake-api"));
+    assert!(admitted("client", "Job", "krake-bootstrap"));
+    assert!(admitted("peer", "StatefulSet", "krake-etcd"));
+    for controller in ["krake-scheduler", "krake-garbage-collector"] {
+        assert!(
+            !admitted("client", "Deployment", controller),
+            "{controller}"
+        );
+        assert!(!admitted("peer", "Deployment", controller), "{controller}");
+    }
+    assert!(!admitted("peer", "Deployment", "krake-api"));
+    assert!(admitted("metrics", "Deployment", "krake-scheduler"));
+    // The named ports exist on the etcd container.
+    let etcd = container(&docs, "StatefulSet", "krake-etcd");
+    let names: Vec<&str> = etcd["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["client", "peer", "metrics"]);
+
+    let off = render(&["networkPolicy.enabled=false"]);
+    assert!(off.iter().all(|d| kind(d) != "NetworkPolicy"));
+}
+
+/// Mistyped or invalid values are refused with a message naming them, before anything
+/// is rendered.
+#[test]
+fn invalid_values_are_refused_by_the_schema() {
+    for (set, expected) in [
+        (
+            "api.replica=3",
+            "additional properties 'replica' not allowed",
+        ),
+        ("api.authorization=rbac", "/api/authorization"),
+        ("controllers.workers=0", "/controllers/workers"),
+        (
+            "controllers.scheduler.metricsMaxAge=10days",
+            "metricsMaxAge",
+        ),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+    ] {
+        let output = helm_run(&["template", "krake", "charts/krake", "--set", set]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{set} accepted");
+        assert!(stderr.contains(expected), "{set}: {stderr}");
+    }
 }

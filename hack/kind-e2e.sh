@@ -111,7 +111,7 @@ rm -rf "$work"
 jq -n --argjson kubeconfig "$kubeconfig_json" '{
   api: "kubernetes", kind: "Cluster",
   metadata: {name: "kind", namespace: "default", labels: {location: "kind"}},
-  spec: {kubeconfig: $kubeconfig, custom_resources: [], metrics: []}
+  spec: {kubeconfig: $kubeconfig, constraints: {cloud: {}}, custom_resources: [], metrics: []}
 }' | curl -fsS -X POST -H 'content-type: application/json' --data-binary @- \
   "$api/kubernetes/namespaces/default/clusters" >/dev/null
 # Until the Kubernetes cluster controller exists, the cluster is declared ONLINE here.

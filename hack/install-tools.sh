@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what building and testing needs, when missing: protoc (etcd-client's build),
 # etcd (storage and end-to-end tests), prometheus (the scheduler's real-Prometheus test),
-# helm (the chart tests; see install-helm.sh).
+# curl and jq (the end-to-end checks script), helm (the chart tests; see install-helm.sh).
 # Debian/Ubuntu packages; run as root or with sudo.
 set -euo pipefail
 
@@ -10,6 +10,9 @@ command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+# curl and jq: hack/e2e-checks.sh, the kind suite's checks, also run by the tests.
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v jq >/dev/null 2>&1 || need+=(jq)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

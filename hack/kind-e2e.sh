@@ -67,83 +67,14 @@ for _ in $(seq 60); do
 done
 curl -fsS "$api/readyz" >/dev/null
 
-# Wait until `jq filter` holds for GET path (60 s).
-wait_for() {
-  local path=$1 filter=$2 what=$3
-  for _ in $(seq 60); do
-    if curl -fsS "$api$path" | jq -e "$filter" >/dev/null 2>&1; then
-      echo "ok: $what"
-      return 0
-    fi
-    sleep 1
-  done
-  echo "timed out waiting for: $what" >&2
-  curl -sS "$api$path" >&2 || true
-  return 1
-}
-
-# Wait until GET path answers 404 (60 s).
-wait_gone() {
-  local path=$1 what=$2 code=""
-  for _ in $(seq 60); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' "$api$path")
-    if [ "$code" = 404 ]; then
-      echo "ok: $what"
-      return 0
-    fi
-    sleep 1
-  done
-  echo "timed out waiting for: $what (last status $code)" >&2
-  return 1
-}
-
-# The bootstrap Job loaded the base roles.
-wait_for /core/roles '.items | map(.metadata.name) | index("role:system:scheduler") != null' \
-  "base roles loaded"
-
 # This kind cluster as a member cluster, reached from inside through its own Service.
 work=$(mktemp -d)
 kind get kubeconfig --name "$cluster" --internal > "$work/kubeconfig"
-kubeconfig_json=$(kubectl config view --kubeconfig "$work/kubeconfig" --flatten --raw -o json |
-  jq '.clusters[0].cluster.server = "https://kubernetes.default.svc"')
+kubectl config view --kubeconfig "$work/kubeconfig" --flatten --raw -o json |
+  jq '.clusters[0].cluster.server = "https://kubernetes.default.svc"' > "$work/kubeconfig.json"
+hack/e2e-checks.sh "$api" "$work/kubeconfig.json"
 rm -rf "$work"
 
-jq -n --argjson kubeconfig "$kubeconfig_json" '{
-  api: "kubernetes", kind: "Cluster",
-  metadata: {name: "kind", namespace: "default", labels: {location: "kind"}},
-  spec: {kubeconfig: $kubeconfig, constraints: {cloud: {}}, custom_resources: [], metrics: []}
-}' | curl -fsS -X POST -H 'content-type: application/json' --data-binary @- \
-  "$api/kubernetes/namespaces/default/clusters" >/dev/null
-# Until the Kubernetes cluster controller exists, the cluster is declared ONLINE here.
-curl -fsS "$api/kubernetes/namespaces/default/clusters/kind" |
-  jq '.status.state = "ONLINE"' |
-  curl -fsS -X PUT -H 'content-type: application/json' --data-binary @- \
-    "$api/kubernetes/namespaces/default/clusters/kind/status" >/dev/null
-
-jq -n '{
-  api: "kubernetes", kind: "Application",
-  metadata: {name: "echo", namespace: "default"},
-  spec: {
-    manifest: [{apiVersion: "v1", kind: "ConfigMap", metadata: {name: "echo"}, data: {greeting: "hello"}}],
-    constraints: {cluster: {labels: ["location is kind"]}}
-  }
-}' | curl -fsS -X POST -H 'content-type: application/json' --data-binary @- \
-  "$api/kubernetes/namespaces/default/applications" >/dev/null
-
-wait_for /kubernetes/namespaces/default/applications/echo \
-  '.status.scheduled_to.name == "kind" and .status.scheduled != null' \
-  "the scheduler bound the application to the kind cluster"
-wait_for /kubernetes/namespaces/default/applications/echo \
-  '.metadata.owners | map(.name) | index("kind") != null' \
-  "the binding made the cluster an owner of the application"
-
-# Deleting the cluster (DELETE adds the cascade_deletion finalizer): the garbage collector
-# deletes the application that depends on it, then releases the cluster.
-curl -fsS -X DELETE "$api/kubernetes/namespaces/default/clusters/kind" >/dev/null
-wait_gone /kubernetes/namespaces/default/applications/echo \
-  "cascading deletion removed the application with its cluster"
-wait_gone /kubernetes/namespaces/default/clusters/kind \
-  "the cluster is gone once its dependents are"
 
 # Every controller counts its reconciles on /metrics.
 for deploy in scheduler garbage-collector; do

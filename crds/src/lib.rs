@@ -11,6 +11,7 @@ pub mod core;
 pub mod decode;
 pub mod infrastructure;
 pub mod json;
+pub mod kinds;
 pub mod kubernetes;
 pub mod metadata;
 pub mod openstack;
@@ -20,6 +21,7 @@ pub mod schema;
 pub mod validation;
 
 pub use decode::{RequestKind, decode, decode_create, decode_request};
+pub use kinds::{KINDS, KindInfo, KindVisitor, visit_kinds};
 pub use metadata::{Metadata, ResourceRef, Timestamp};
 pub use ordered_map::OrderedMap;
 pub use resource::{ImmutableField, Resource};

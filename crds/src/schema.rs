@@ -4,41 +4,25 @@
 
 use serde_json::Value;
 
-use crate::core::{
-    GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
-};
-use crate::infrastructure::{
-    Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
-};
-use crate::kubernetes::{Application, Cluster};
-use crate::openstack::{MagnumCluster, Project};
+use crate::kinds::{KindVisitor, visit_kinds};
 use crate::resource::Resource;
 
-fn entry<R: Resource>() -> (String, Value) {
-    let schema = schemars::schema_for!(R);
-    let value = serde_json::to_value(&schema).expect("a JSON Schema is JSON");
-    (format!("{}.{}.json", R::API, R::KIND), value)
+struct Schemas(Vec<(String, Value)>);
+
+impl KindVisitor for Schemas {
+    fn visit<R: Resource>(&mut self) {
+        let schema = schemars::schema_for!(R);
+        let value = serde_json::to_value(&schema).expect("a JSON Schema is JSON");
+        self.0.push((format!("{}.{}.json", R::API, R::KIND), value));
+    }
 }
 
 /// One `(file name, JSON Schema)` pair per persisted kind, e.g.
-/// `("kubernetes.Application.json", {...})`, in the order of the spec's kind table.
+/// `("kubernetes.Application.json", {...})`, in the order of [`crate::kinds::KINDS`].
 pub fn schemas() -> Vec<(String, Value)> {
-    vec![
-        entry::<Role>(),
-        entry::<RoleBinding>(),
-        entry::<GlobalMetric>(),
-        entry::<Metric>(),
-        entry::<GlobalMetricsProvider>(),
-        entry::<MetricsProvider>(),
-        entry::<Application>(),
-        entry::<Cluster>(),
-        entry::<Project>(),
-        entry::<MagnumCluster>(),
-        entry::<GlobalInfrastructureProvider>(),
-        entry::<InfrastructureProvider>(),
-        entry::<GlobalCloud>(),
-        entry::<Cloud>(),
-    ]
+    let mut schemas = Schemas(Vec::new());
+    visit_kinds(&mut schemas);
+    schemas.0
 }
 
 /// The file content of a schema: pretty JSON with a trailing newline.

@@ -22,7 +22,6 @@ fn role_round_trip() {
     let r: Role = round_trip(role(), role());
     assert_eq!(r.rules[0].verbs, vec![Verb::Get, Verb::List]);
     assert_eq!(Role::key(None, "r1"), "/core/roles/r1");
-    assert_eq!(Role::PLURAL, "roles");
 }
 
 #[test]

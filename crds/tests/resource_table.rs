@@ -1,151 +1,98 @@
-//! The kind table of spec §4: constants, keys and state names of all fourteen kinds.
+//! The persisted kinds as clients and etcd see them: API group, kind name, URL and RBAC
+//! plural, scope, status subresource and etcd key of each, written out by hand so that
+//! a change of the generated kind table shows up here.
 
-use krake_crds::Resource;
-use krake_crds::core::{
-    GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
-};
-use krake_crds::infrastructure::{
-    Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
-};
-use krake_crds::kubernetes::{Application, Cluster};
-use krake_crds::openstack::{MagnumCluster, Project};
+use std::collections::BTreeSet;
+use std::path::Path;
 
-fn row<R: Resource>() -> (&'static str, &'static str, &'static str, bool, bool, String) {
-    (
-        R::API,
-        R::KIND,
-        R::PLURAL,
-        R::NAMESPACED,
-        R::HAS_STATUS,
-        R::key(Some("ns"), "n"),
-    )
+use krake_crds::{KINDS, KindInfo, KindVisitor, Resource, visit_kinds};
+use regex::Regex;
+
+/// `(api, kind, plural, namespaced, has_status, key of "n" in namespace "ns")`.
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    bool,
+    &'static str,
+);
+
+#[rustfmt::skip]
+const EXPECTED: &[Row] = &[
+    ("core", "Role", "roles", false, false, "/core/roles/n"),
+    ("core", "RoleBinding", "rolebindings", false, false, "/core/rolebindings/n"),
+    ("core", "GlobalMetric", "globalmetrics", false, false, "/core/globalmetrics/n"),
+    ("core", "Metric", "metrics", true, false, "/core/metrics/ns/n"),
+    ("core", "GlobalMetricsProvider", "globalmetricsproviders", false, false, "/core/globalmetricsproviders/n"),
+    ("core", "MetricsProvider", "metricsproviders", true, false, "/core/metricsproviders/ns/n"),
+    ("kubernetes", "Application", "applications", true, true, "/kubernetes/applications/ns/n"),
+    ("kubernetes", "Cluster", "clusters", true, true, "/kubernetes/clusters/ns/n"),
+    ("openstack", "Project", "projects", true, true, "/openstack/projects/ns/n"),
+    ("openstack", "MagnumCluster", "magnumclusters", true, true, "/openstack/magnumclusters/ns/n"),
+    ("infrastructure", "GlobalInfrastructureProvider", "globalinfrastructureproviders", false, false, "/infrastructure/globalinfrastructureproviders/n"),
+    ("infrastructure", "InfrastructureProvider", "infrastructureproviders", true, false, "/infrastructure/infrastructureproviders/ns/n"),
+    ("infrastructure", "GlobalCloud", "globalclouds", false, true, "/infrastructure/globalclouds/n"),
+    ("infrastructure", "Cloud", "clouds", true, true, "/infrastructure/clouds/ns/n"),
+];
+
+#[test]
+fn kind_table_has_the_wire_names() {
+    let expected: Vec<KindInfo> = EXPECTED
+        .iter()
+        .map(|&(api, kind, plural, namespaced, has_status, _)| KindInfo {
+            api,
+            kind,
+            plural,
+            namespaced,
+            has_status,
+        })
+        .collect();
+    assert_eq!(KINDS, expected.as_slice());
 }
 
 #[test]
-fn kind_table_matches_the_spec() {
-    let rows = vec![
-        row::<Role>(),
-        row::<RoleBinding>(),
-        row::<GlobalMetric>(),
-        row::<Metric>(),
-        row::<GlobalMetricsProvider>(),
-        row::<MetricsProvider>(),
-        row::<Application>(),
-        row::<Cluster>(),
-        row::<Project>(),
-        row::<MagnumCluster>(),
-        row::<GlobalInfrastructureProvider>(),
-        row::<InfrastructureProvider>(),
-        row::<GlobalCloud>(),
-        row::<Cloud>(),
-    ];
-    let s = |x: &str| x.to_string();
-    let expected = vec![
-        ("core", "Role", "roles", false, false, s("/core/roles/n")),
-        (
-            "core",
-            "RoleBinding",
-            "rolebindings",
-            false,
-            false,
-            s("/core/rolebindings/n"),
-        ),
-        (
-            "core",
-            "GlobalMetric",
-            "globalmetrics",
-            false,
-            false,
-            s("/core/globalmetrics/n"),
-        ),
-        (
-            "core",
-            "Metric",
-            "metrics",
-            true,
-            false,
-            s("/core/metrics/ns/n"),
-        ),
-        (
-            "core",
-            "GlobalMetricsProvider",
-            "globalmetricsproviders",
-            false,
-            false,
-            s("/core/globalmetricsproviders/n"),
-        ),
-        (
-            "core",
-            "MetricsProvider",
-            "metricsproviders",
-            true,
-            false,
-            s("/core/metricsproviders/ns/n"),
-        ),
-        (
-            "kubernetes",
-            "Application",
-            "applications",
-            true,
-            true,
-            s("/kubernetes/applications/ns/n"),
-        ),
-        (
-            "kubernetes",
-            "Cluster",
-            "clusters",
-            true,
-            true,
-            s("/kubernetes/clusters/ns/n"),
-        ),
-        (
-            "openstack",
-            "Project",
-            "projects",
-            true,
-            true,
-            s("/openstack/projects/ns/n"),
-        ),
-        (
-            "openstack",
-            "MagnumCluster",
-            "magnumclusters",
-            true,
-            true,
-            s("/openstack/magnumclusters/ns/n"),
-        ),
-        (
-            "infrastructure",
-            "GlobalInfrastructureProvider",
-            "globalinfrastructureproviders",
-            false,
-            false,
-            s("/infrastructure/globalinfrastructureproviders/n"),
-        ),
-        (
-            "infrastructure",
-            "InfrastructureProvider",
-            "infrastructureproviders",
-            true,
-            false,
-            s("/infrastructure/infrastructureproviders/ns/n"),
-        ),
-        (
-            "infrastructure",
-            "GlobalCloud",
-            "globalclouds",
-            false,
-            true,
-            s("/infrastructure/globalclouds/n"),
-        ),
-        (
-            "infrastructure",
-            "Cloud",
-            "clouds",
-            true,
-            true,
-            s("/infrastructure/clouds/ns/n"),
-        ),
-    ];
-    assert_eq!(rows, expected);
+fn every_kind_has_its_etcd_key_and_wire_constants() {
+    struct Rows(Vec<(KindInfo, String)>);
+    impl KindVisitor for Rows {
+        fn visit<R: Resource>(&mut self) {
+            self.0.push((KindInfo::of::<R>(), R::key(Some("ns"), "n")));
+        }
+    }
+    let mut rows = Rows(Vec::new());
+    visit_kinds(&mut rows);
+    let keys: Vec<(&str, &str, String)> = rows
+        .0
+        .iter()
+        .map(|(info, key)| (info.api, info.kind, key.clone()))
+        .collect();
+    let expected: Vec<(&str, &str, String)> = EXPECTED
+        .iter()
+        .map(|&(api, kind, .., key)| (api, kind, key.to_string()))
+        .collect();
+    assert_eq!(keys, expected);
+}
+
+/// Every `Resource` implementation of the crate (written out, or generated by
+/// `spec_kind!`/`status_kind!`) is in the kind list, so a new kind cannot be forgotten
+/// by the API server, its watch caches, the schemas and the garbage collector.
+#[test]
+fn every_resource_implementation_is_listed() {
+    let impl_re = Regex::new(r"impl\s+Resource\s+for\s+(\w+)").unwrap();
+    let spec_kind_re = Regex::new(r"spec_kind!\s*\{(?:\s*///[^\n]*)*\s*pub struct (\w+)").unwrap();
+    let mut implemented = BTreeSet::new();
+    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for re in [&impl_re, &spec_kind_re] {
+                implemented.extend(re.captures_iter(&text).map(|c| c[1].to_string()));
+            }
+        }
+    }
+    let listed: BTreeSet<String> = KINDS.iter().map(|k| k.kind.to_string()).collect();
+    assert_eq!(implemented, listed);
+    assert_eq!(implemented.len(), EXPECTED.len());
 }

@@ -1,5 +1,5 @@
 //! Lenient number and boolean input, as upstream's marshmallow fields accept it
-//! (spec §1 "Coercion"). Use with `#[serde(deserialize_with = "crate::coercion::int")]`.
+//! (clients written for upstream send `"5"` or `5.0` for integers). Use with `#[serde(deserialize_with = "crate::coercion::int")]`.
 //!
 //! * integers accept JSON integers, integral floats (`5.0`) and numeric strings (`"5"`);
 //!   `5.5`, booleans and other strings are rejected with `Not a valid integer.`;

@@ -1,4 +1,6 @@
-//! Label- and metric-constraint expression languages (spec §3.1, §3.2).
+//! Label- and metric-constraint expression languages, as used in the
+//! `constraints` of Applications, Clusters and Magnum clusters to select where they may
+//! run (`location is DE`, `load >= 5`).
 //!
 //! Constraints are stored and returned verbatim as the string the client sent; they are
 //! parsed (and rejected when invalid) on every deserialization. The parser reproduces
@@ -13,7 +15,7 @@
 //!   `x =>5` is `x = ">5"` (then rejected by the label-value rule), not `x => 5`.
 //!
 //! After parsing, `KEY` must satisfy the label-key rule and every `VALUE` the label-value
-//! rule (spec §2.6).
+//! rule of metadata labels, so that a constraint can only name a label that may exist.
 
 use std::fmt;
 
@@ -110,7 +112,7 @@ fn single_value(s: &str, i: usize, kws: &[&str]) -> Option<String> {
 // Label constraints
 // ---------------------------------------------------------------------------------
 
-/// A parsed label constraint (spec §3.1).
+/// A parsed label constraint: a condition on the labels of a candidate cluster or cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LabelExpr {
     /// `KEY = VALUE`, `KEY == VALUE`, `KEY is VALUE`.
@@ -297,7 +299,7 @@ pub enum MetricOp {
     LesserThanOrEqual,
 }
 
-/// A parsed metric constraint (spec §3.2).
+/// A parsed metric constraint: a condition on a metric of a candidate cluster or cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricExpr {
     /// Metric name.

@@ -1,4 +1,4 @@
-//! The `core` API (spec §4.2): RBAC (`Role`, `RoleBinding`), metrics (`GlobalMetric`,
+//! The `core` API: RBAC (`Role`, `RoleBinding`), metrics (`GlobalMetric`,
 //! `Metric`) and metrics providers (`GlobalMetricsProvider`, `MetricsProvider`), plus the
 //! types shared by every API (`Reason`, `ReasonCode`, `MetricRef`).
 
@@ -24,7 +24,7 @@ string_default! {
 }
 
 name_enum! {
-    /// Machine-readable cause of an error state (spec §2.4), serialized by name.
+    /// Machine-readable cause of an error state, serialized by name.
     pub enum ReasonCode {
         /// Default error (1).
         InternalError => "INTERNAL_ERROR",
@@ -97,7 +97,7 @@ impl ReasonCode {
     }
 }
 
-/// Why a resource is in an error state (spec §2.4).
+/// Why a resource is in an error state (`status.reason`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Reason {
     /// Machine-readable code.
@@ -107,7 +107,7 @@ pub struct Reason {
 }
 
 name_enum! {
-    /// Type of a watch event (spec §2.8).
+    /// Type of a watch event.
     pub enum WatchEventType {
         /// Object created.
         Added => "ADDED",
@@ -118,7 +118,8 @@ name_enum! {
     }
 }
 
-/// Reference to a `Metric` (`namespaced: true`) or `GlobalMetric` (spec §2.7).
+/// Reference to a `Metric` (`namespaced: true`) or `GlobalMetric`, with
+/// the weight it has when the scheduler ranks candidates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MetricRef {
     /// Metric name.
@@ -154,7 +155,7 @@ name_enum! {
 }
 
 /// One permission rule of a [`Role`]. `""` in `api`, `resources` or `namespaces` is the
-/// wildcard (spec §10.3).
+/// wildcard, which RBAC matches against any value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RoleRule {
     /// API group, or `""` for all.
@@ -355,7 +356,7 @@ pub struct StaticSpec {
 }
 
 polymorphic! {
-    /// Spec of a (Global)MetricsProvider: polymorphic on `type` (spec §4.2).
+    /// Spec of a (Global)MetricsProvider: polymorphic on `type`.
     pub enum MetricsProviderSpec {
         /// `{"type": "prometheus", "prometheus": {...}}`.
         "prometheus" => Prometheus(PrometheusSpec),

@@ -176,7 +176,7 @@ fn structural<T: DeserializeOwned>(value: Value) -> Result<T, ValidationErrors> 
     from_value_tracked(value).map_err(|(path, msg)| ValidationErrors::at(path, msg))
 }
 
-/// Decode and validate a full object of kind `R` (spec §5.4 update bodies, stored
+/// Decode and validate a full object of kind `R` (update bodies, stored
 /// values): the input must be an object; `api`/`kind`, if present, must equal the kind's
 /// constants; then structural deserialization and [`Resource::validate`].
 /// Missing `api`/`kind` are defaulted to the constants.
@@ -189,7 +189,7 @@ pub fn decode<R: Resource>(value: Value) -> Result<R, ValidationErrors> {
     Ok(obj)
 }
 
-/// Decode a create body (spec §5.3): like [`decode`], but `status` and the read-only
+/// Decode a create body: like [`decode`], but `status` and the read-only
 /// metadata fields (`uid`, `created`, `modified`, `deleted`, `resource_version`) are
 /// dropped before decoding, so that garbage in them is ignored as upstream does. The
 /// caller then sets them (and calls [`Resource::reset_status`]).

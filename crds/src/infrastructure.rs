@@ -1,4 +1,5 @@
-//! The `infrastructure` API (spec §4.5): infrastructure providers and clouds, and the
+//! The `infrastructure` API: infrastructure providers (the IM service creating
+//! clusters from TOSCA templates) and clouds (where they create them), and the
 //! request-only kind `CloudBinding`.
 
 use schemars::JsonSchema;
@@ -242,38 +243,26 @@ impl GlobalCloud {
     }
 }
 
-impl Resource for GlobalCloud {
-    resource_consts!(API, "GlobalCloud", "globalclouds", namespaced: false, status: true);
-
-    fn validate(&self, errors: &mut ValidationErrors) {
-        validate_metadata(&self.metadata, errors);
-        if !errors.is_empty() {
-            return;
-        }
-        let CloudSpec::Openstack(os) = &self.spec;
-        if os.infrastructure_provider.namespaced {
-            errors.add("_schema", GLOBAL_CLOUD_NAMESPACED_PROVIDER);
-        } else if os.metrics.iter().any(|m| m.namespaced) {
-            errors.add("_schema", GLOBAL_CLOUD_NAMESPACED_METRIC);
-        }
+/// A global cloud is visible from every namespace, so it must not depend on objects of one.
+fn validate_global_cloud_spec(spec: &CloudSpec, errors: &mut ValidationErrors) {
+    if !errors.is_empty() {
+        return;
     }
-
-    fn reset_status(&mut self) {
-        self.status = CloudStatus::default();
+    let CloudSpec::Openstack(os) = spec;
+    if os.infrastructure_provider.namespaced {
+        errors.add("_schema", GLOBAL_CLOUD_NAMESPACED_PROVIDER);
+    } else if os.metrics.iter().any(|m| m.namespaced) {
+        errors.add("_schema", GLOBAL_CLOUD_NAMESPACED_METRIC);
     }
+}
 
-    fn state_name(&self) -> Option<&'static str> {
-        Some(self.status.state.as_str())
-    }
-
-    fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.spec = body.spec.clone();
-        Ok(())
-    }
-
-    fn merge_status_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.status = body.status.clone();
-        Ok(())
+status_kind! {
+    impl Resource for GlobalCloud {
+        api: API,
+        kind: "GlobalCloud",
+        plural: "globalclouds",
+        namespaced: false,
+        check: validate_global_cloud_spec,
     }
 }
 
@@ -308,29 +297,12 @@ impl Cloud {
     }
 }
 
-impl Resource for Cloud {
-    resource_consts!(API, "Cloud", "clouds", namespaced: true, status: true);
-
-    fn validate(&self, errors: &mut ValidationErrors) {
-        validate_metadata(&self.metadata, errors);
-    }
-
-    fn reset_status(&mut self) {
-        self.status = CloudStatus::default();
-    }
-
-    fn state_name(&self) -> Option<&'static str> {
-        Some(self.status.state.as_str())
-    }
-
-    fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.spec = body.spec.clone();
-        Ok(())
-    }
-
-    fn merge_status_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.status = body.status.clone();
-        Ok(())
+status_kind! {
+    impl Resource for Cloud {
+        api: API,
+        kind: "Cloud",
+        plural: "clouds",
+        namespaced: true,
     }
 }
 

@@ -1,5 +1,6 @@
 //! JSON encoding compatible with Python's `json.dumps` defaults, used for responses,
-//! watch lines and etcd values (spec §1 "Separators"):
+//! watch lines and etcd values, so that clients and stored data see byte-for-byte what
+//! upstream Krake writes:
 //!
 //! * separators `", "` and `": "` (`{"a": 1, "b": [1, 2]}`);
 //! * `ensure_ascii=True`: every non-ASCII character (and DEL) is escaped as `\uXXXX`,

@@ -16,6 +16,7 @@ pub mod kubernetes;
 pub mod metadata;
 pub mod openstack;
 pub mod ordered_map;
+pub mod python;
 pub mod resource;
 pub mod schema;
 pub mod validation;

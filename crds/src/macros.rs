@@ -1,7 +1,8 @@
 //! Internal macros: enums serialized by member name, polymorphic containers and the
 //! `api`/`kind` default functions.
 
-/// An enum serialized by member NAME (spec §1 "Enums"): case-sensitive, unknown names
+/// An enum serialized by member NAME, as upstream's marshmallow enum fields do:
+/// case-sensitive, unknown names
 /// are `Invalid enum member <x>`, non-strings are `Enum name must be string`.
 macro_rules! name_enum {
     (
@@ -102,7 +103,8 @@ macro_rules! name_enum {
     };
 }
 
-/// A polymorphic container `{"type": T, T: {...}}` (spec §4.1), as an enum with one
+/// A polymorphic container `{"type": T, T: {...}}` (metrics provider and cloud specs),
+/// as an enum with one
 /// variant per registered type.
 ///
 /// Deserialization: `type` is required (`Missing data for required field.`) and must be
@@ -177,7 +179,7 @@ macro_rules! polymorphic {
                             )+
                             other => Err($crate::decode::nested_error(
                                 &["type"],
-                                &format!("Unknown type {}", $crate::validation::py_repr(other)),
+                                &format!("Unknown type {}", $crate::python::py_repr(other)),
                             )),
                         }
                     }
@@ -293,6 +295,64 @@ macro_rules! spec_kind {
 
             fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
                 self.spec = body.spec.clone();
+                Ok(())
+            }
+        }
+    };
+}
+
+/// The `Resource` implementation of a kind made of `api`, `kind`, `metadata`, a
+/// client-writable `spec` and a controller-written `status` whose `Default` is the
+/// initial status and whose `state` is a `name_enum!`.
+///
+/// `check` (optional) validates the spec beyond its structure, after the metadata; it
+/// sees the errors found so far. `immutable_spec` and `immutable_status` (optional) name
+/// the fields that an update of the spec, respectively of the status, must not change.
+macro_rules! status_kind {
+    (
+        impl Resource for $name:ident {
+            api: $api:expr,
+            kind: $kind:literal,
+            plural: $plural:literal,
+            namespaced: $ns:literal,
+            $(check: $check:path,)?
+            $(immutable_spec: [$($spec_field:ident),* $(,)?],)?
+            $(immutable_status: [$($status_field:ident),* $(,)?],)?
+        }
+    ) => {
+        impl Resource for $name {
+            resource_consts!($api, $kind, $plural, namespaced: $ns, status: true);
+
+            fn validate(&self, errors: &mut ValidationErrors) {
+                validate_metadata(&self.metadata, errors);
+                $($check(&self.spec, errors);)?
+            }
+
+            fn reset_status(&mut self) {
+                self.status = Default::default();
+            }
+
+            fn state_name(&self) -> Option<&'static str> {
+                Some(self.status.state.as_str())
+            }
+
+            fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
+                $($(
+                    if self.spec.$spec_field != body.spec.$spec_field {
+                        return Err(ImmutableField(stringify!($spec_field)));
+                    }
+                )*)?
+                self.spec = body.spec.clone();
+                Ok(())
+            }
+
+            fn merge_status_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
+                $($(
+                    if self.status.$status_field != body.status.$status_field {
+                        return Err(ImmutableField(stringify!($status_field)));
+                    }
+                )*)?
+                self.status = body.status.clone();
                 Ok(())
             }
         }

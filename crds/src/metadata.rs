@@ -6,7 +6,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Metadata of every persisted resource (spec §2.1).
+/// Metadata of every persisted resource: identity, labels, ownership and lifecycle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Metadata {
     /// Resource name; immutable.
@@ -63,7 +63,7 @@ impl Metadata {
     }
 }
 
-/// Reference to another resource (owner reference, binding target), spec §2.2.
+/// Reference to another resource (owner reference, binding target).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct ResourceRef {
     /// API group of the referenced object.

@@ -1,4 +1,5 @@
-//! The `openstack` API (spec §4.4): `Project` and `MagnumCluster`, and the request-only
+//! The `openstack` API: `Project` (OpenStack credentials and quota holder) and
+//! `MagnumCluster` (a Kubernetes cluster created through Magnum), and the request-only
 //! kind `MagnumClusterBinding`.
 
 use schemars::JsonSchema;
@@ -153,36 +154,19 @@ impl Project {
     }
 }
 
-impl Resource for Project {
-    resource_consts!(API, "Project", "projects", namespaced: true, status: true);
-
-    fn validate(&self, errors: &mut ValidationErrors) {
-        validate_metadata(&self.metadata, errors);
-    }
-
-    fn reset_status(&mut self) {
-        self.status = ProjectStatus::default();
-    }
-
-    fn state_name(&self) -> Option<&'static str> {
-        Some(self.status.state.as_str())
-    }
-
-    fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.spec = body.spec.clone();
-        Ok(())
-    }
-
-    fn merge_status_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        self.status = body.status.clone();
-        Ok(())
+status_kind! {
+    impl Resource for Project {
+        api: API,
+        kind: "Project",
+        plural: "projects",
+        namespaced: true,
     }
 }
 
 /// Constraints on the Project a Magnum cluster is scheduled to.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ProjectConstraints {
-    /// Label constraints (§3.1).
+    /// Label constraints on the project.
     #[serde(default)]
     pub labels: Option<Vec<LabelConstraint>>,
 }
@@ -319,35 +303,16 @@ impl MagnumCluster {
     }
 }
 
-impl Resource for MagnumCluster {
-    resource_consts!(API, "MagnumCluster", "magnumclusters", namespaced: true, status: true);
-
-    fn validate(&self, errors: &mut ValidationErrors) {
-        validate_metadata(&self.metadata, errors);
-    }
-
-    fn reset_status(&mut self) {
-        self.status = MagnumClusterStatus::default();
-    }
-
-    fn state_name(&self) -> Option<&'static str> {
-        Some(self.status.state.as_str())
-    }
-
-    fn merge_spec_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        if self.spec.master_count != body.spec.master_count {
-            return Err(ImmutableField("master_count"));
-        }
-        self.spec = body.spec.clone();
-        Ok(())
-    }
-
-    fn merge_status_from(&mut self, body: &Self) -> Result<(), ImmutableField> {
-        if self.status.template != body.status.template {
-            return Err(ImmutableField("template"));
-        }
-        self.status = body.status.clone();
-        Ok(())
+status_kind! {
+    impl Resource for MagnumCluster {
+        api: API,
+        kind: "MagnumCluster",
+        plural: "magnumclusters",
+        namespaced: true,
+        // Magnum cannot change the number of masters of a running cluster, and the
+        // template is fixed by the binding.
+        immutable_spec: [master_count],
+        immutable_status: [template],
     }
 }
 

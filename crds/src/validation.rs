@@ -1,5 +1,6 @@
 //! The crate's error type, [`ValidationErrors`], and the naming rules shared by every
-//! kind: the resource-name rule (spec §2.5) and the label rule (spec §2.6).
+//! kind: the resource-name rule (names end up in URLs and etcd keys) and the label rule
+//! (labels are matched by constraints).
 //!
 //! Errors are collected as `(path, message)` pairs and rendered like upstream's
 //! marshmallow error dictionaries, e.g.
@@ -13,6 +14,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::metadata::Metadata;
+use crate::python::py_repr;
 
 /// One step of an error path: an object field or a list index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -350,35 +352,6 @@ impl Node {
     }
 }
 
-/// Render a string like Python's `repr()`.
-pub fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let root = self.tree();
@@ -397,7 +370,7 @@ impl fmt::Display for ValidationErrors {
 pub const LABEL_KEY_PATTERN: &str = r"^([A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?/)?[A-Za-z0-9_]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9_])?$";
 /// Upstream's label-value pattern, shown in label error messages.
 pub const LABEL_VALUE_PATTERN: &str = r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9_])?$";
-/// The resource-name pattern (spec §2.5).
+/// The resource-name pattern, as upstream's.
 pub const RESOURCE_NAME_PATTERN: &str = r"^[A-Za-z0-9_]([A-Za-z0-9_.:-]{0,253}[A-Za-z0-9_])?$";
 
 static LABEL_KEY_RE: LazyLock<Regex> =
@@ -412,19 +385,19 @@ pub const INVALID_NAME: &str = "Invalid character in resource name.";
 /// Message for an invalid `metadata.namespace`.
 pub const INVALID_NAMESPACE: &str = "Invalid character in resource namespace.";
 
-/// The resource-name rule (spec §2.5): 1–255 ASCII characters from `A–Z a–z 0–9 _ . : -`,
+/// The resource-name rule: 1–255 ASCII characters from `A–Z a–z 0–9 _ . : -`,
 /// first and last character from `A–Z a–z 0–9 _`.
 pub fn is_valid_resource_name(name: &str) -> bool {
     RESOURCE_NAME_RE.is_match(name)
 }
 
-/// The label-key rule (spec §2.6): `[prefix "/"] name`, name 1–63 characters, prefix
+/// The label-key rule: `[prefix "/"] name`, name 1–63 characters, prefix
 /// 1–253 characters, both from `A–Z a–z 0–9 _ . -` with alphanumeric or `_` ends.
 pub fn is_valid_label_key(key: &str) -> bool {
     LABEL_KEY_RE.is_match(key)
 }
 
-/// The label-value rule (spec §2.6): 1–63 characters from `A–Z a–z 0–9 _ . -`, first and
+/// The label-value rule: 1–63 characters from `A–Z a–z 0–9 _ . -`, first and
 /// last alphanumeric or `_`. The empty string is invalid.
 pub fn is_valid_label_value(value: &str) -> bool {
     LABEL_VALUE_RE.is_match(value)
@@ -468,7 +441,7 @@ fn py_str(v: &Value) -> String {
     }
 }
 
-/// Validate a label map (spec §2.6). Every offending key or value adds one keyed error
+/// Validate a label map with the label-key and label-value rules. Every offending key or value adds one keyed error
 /// `{offending: message}` at `path` (normally `metadata.labels`).
 pub fn validate_labels(
     labels: &Map<String, Value>,

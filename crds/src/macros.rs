@@ -1,5 +1,6 @@
-//! Internal macros: enums serialized by member name, polymorphic containers and the
-//! `api`/`kind` default functions.
+//! Internal macros: enums serialized by member name, polymorphic containers, the
+//! `api`/`kind` default functions, and the `Resource` implementations shared by kinds
+//! of the same shape (`spec_kind!` for spec-only kinds, `status_kind!` for spec+status).
 
 /// An enum serialized by member NAME, as upstream's marshmallow enum fields do:
 /// case-sensitive, unknown names

@@ -62,3 +62,46 @@ pub(crate) fn value_str(v: &Value) -> String {
         other => value_repr(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn truthiness_is_pythons() {
+        for falsy in [
+            json!(null),
+            json!(false),
+            json!(0),
+            json!(0.0),
+            json!(""),
+            json!([]),
+            json!({}),
+        ] {
+            assert!(!truthy(Some(&falsy)), "{falsy}");
+        }
+        assert!(!truthy(None));
+        for truthy_value in [
+            json!(true),
+            json!(-1),
+            json!(0.5),
+            json!("0"),
+            json!([0]),
+            json!({"a": null}),
+        ] {
+            assert!(truthy(Some(&truthy_value)), "{truthy_value}");
+        }
+    }
+
+    #[test]
+    fn repr_and_str_render_like_python() {
+        assert_eq!(value_repr(&json!("a")), "'a'");
+        assert_eq!(value_repr(&json!(null)), "None");
+        assert_eq!(value_repr(&json!(true)), "True");
+        assert_eq!(value_repr(&json!(1.5)), "1.5");
+        assert_eq!(value_str(&json!("a")), "a");
+        assert_eq!(value_str(&json!(false)), "False");
+    }
+}

@@ -13,7 +13,8 @@
 //! and `resource_version` have server-set counterparts (`uid`, `creationTimestamp`,
 //! `deletionTimestamp`, `resourceVersion`); Krake-only fields are not representable there:
 //! `owners` (Kubernetes' `ownerReferences` need the owner's uid and apiVersion),
-//! `inherit_labels`, `modified`, and label values that are not strings.
+//! `inherit_labels` and `modified`. Label values that are not strings (Krake allows any JSON
+//! value) become their JSON text.
 //!
 //! The JSON Schemas are turned into *structural* schemas, the subset Kubernetes accepts for
 //! CRDs: every node typed (or explicitly free-form), references inlined, `null` expressed as
@@ -91,7 +92,9 @@ pub fn file_name<R: Resource>() -> String {
 pub fn custom_resource_definition<R: Resource>() -> Value {
     let json_schema =
         serde_json::to_value(schemars::schema_for!(R)).expect("a JSON Schema is JSON");
-    let schema = structural_schema(&json_schema);
+    let mut schema = structural_schema(&json_schema);
+    schema["properties"]["apiVersion"]["description"] = format!("`{}`.", api_version::<R>()).into();
+    schema["properties"]["kind"]["description"] = format!("`{}`.", R::KIND).into();
     let mut version = json!({
         "name": VERSION,
         "served": true,
@@ -223,7 +226,7 @@ pub fn structural_schema(json_schema: &Value) -> Value {
     );
     properties.insert(
         "kind".into(),
-        json!({"description": "The kind name.", "type": "string"}),
+        json!({"description": "The kind.", "type": "string"}),
     );
     properties.insert("metadata".into(), json!({"type": "object"}));
     if let Some(fields) = json_schema.get("properties").and_then(Value::as_object) {

@@ -117,6 +117,22 @@ fn names_group_scope_and_subresources_follow_the_resource_trait() {
             R::KIND
         );
         assert_eq!(props.contains_key("status"), R::HAS_STATUS, "{}", R::KIND);
+        let columns: Vec<&Value> = versions[0]["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["jsonPath"])
+            .collect();
+        let has_state = props
+            .get("status")
+            .is_some_and(|s| s["properties"]["state"].is_object());
+        assert_eq!(
+            columns.contains(&&json!(".status.state")),
+            has_state,
+            "{}: a State column iff the status has a state",
+            R::KIND
+        );
+        assert!(columns.contains(&&json!(".metadata.creationTimestamp")));
     }
     check::<Role>();
     check::<RoleBinding>();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what building and testing needs, when missing: protoc (etcd-client's build),
 # etcd (storage and end-to-end tests), prometheus (the scheduler's real-Prometheus test),
-# curl and jq (the end-to-end checks script), helm (the chart tests; see install-helm.sh).
+# curl and jq (the end-to-end checks script), helm (the chart tests; see install-helm.sh),
+# kubernetes-validate (PyPI; checks crds/manifests/ as Kubernetes manifests in a crds test).
 # Debian/Ubuntu packages; run as root or with sudo.
 set -euo pipefail
 
@@ -27,3 +28,17 @@ protoc --version
 etcd --version | sed -n 1p
 prometheus --version 2>&1 | sed -n 1p
 "$(dirname "$0")/install-helm.sh"
+
+# kubernetes-validate: the CRD manifests test runs it. Debian's own Python refuses user
+# installs into the system (PEP 668) unless told otherwise; a venv or pyenv Python does not.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-pip >/dev/null
+  fi
+  python3 -m pip install --quiet kubernetes-validate \
+    || python3 -m pip install --quiet --break-system-packages kubernetes-validate
+fi
+kubernetes-validate --version

@@ -1,6 +1,7 @@
 //! Krake resource types: the fourteen persisted kinds of the `core`, `kubernetes`,
 //! `infrastructure` and `openstack` APIs, their validation rules, and the wire encoding
-//! shared with upstream Krake (Python-compatible JSON).
+//! shared with upstream Krake (Python-compatible JSON). The same types give each kind's JSON
+//! Schema ([`schema`]) and its Kubernetes CustomResourceDefinition ([`crd`]).
 
 #[macro_use]
 mod macros;
@@ -8,6 +9,7 @@ mod macros;
 pub mod coercion;
 pub mod constraints;
 pub mod core;
+pub mod crd;
 pub mod decode;
 pub mod infrastructure;
 pub mod json;

@@ -23,14 +23,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::core::{
-    GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
-};
-use crate::infrastructure::{
-    Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
-};
-use crate::kubernetes::{Application, Cluster};
-use crate::openstack::{MagnumCluster, Project};
+use crate::kinds::{KindVisitor, visit_kinds};
 use crate::resource::Resource;
 
 /// The only version of every Krake custom resource.
@@ -135,31 +128,20 @@ fn printer_columns(schema: &Value) -> Value {
     Value::Array(columns)
 }
 
-fn entry<R: Resource>() -> (String, Value) {
-    (file_name::<R>(), custom_resource_definition::<R>())
-}
-
 /// One `(file name, CRD)` pair per persisted kind, e.g.
-/// `("kubernetes.krake.io_applications.yaml", {...})`, in the order of [`crate::schema::schemas`].
+/// `("kubernetes.krake.io_applications.yaml", {...})`, in the order of
+/// [`crate::for_each_kind!`].
 pub fn definitions() -> Vec<(String, Value)> {
-    // The same kinds, in the same order, as `schema::schemas()`; both lists go once the
-    // kinds are enumerated in one place.
-    vec![
-        entry::<Role>(),
-        entry::<RoleBinding>(),
-        entry::<GlobalMetric>(),
-        entry::<Metric>(),
-        entry::<GlobalMetricsProvider>(),
-        entry::<MetricsProvider>(),
-        entry::<Application>(),
-        entry::<Cluster>(),
-        entry::<Project>(),
-        entry::<MagnumCluster>(),
-        entry::<GlobalInfrastructureProvider>(),
-        entry::<InfrastructureProvider>(),
-        entry::<GlobalCloud>(),
-        entry::<Cloud>(),
-    ]
+    struct Definitions(Vec<(String, Value)>);
+    impl KindVisitor for Definitions {
+        fn visit<R: Resource>(&mut self) {
+            self.0
+                .push((file_name::<R>(), custom_resource_definition::<R>()));
+        }
+    }
+    let mut definitions = Definitions(Vec::new());
+    visit_kinds(&mut definitions);
+    definitions.0
 }
 
 /// The file content of a CRD manifest: block-style YAML.

@@ -134,20 +134,10 @@ fn names_group_scope_and_subresources_follow_the_resource_trait() {
         );
         assert!(columns.contains(&&json!(".metadata.creationTimestamp")));
     }
-    check::<Role>();
-    check::<RoleBinding>();
-    check::<GlobalMetric>();
-    check::<Metric>();
-    check::<GlobalMetricsProvider>();
-    check::<MetricsProvider>();
-    check::<Application>();
-    check::<Cluster>();
-    check::<Project>();
-    check::<MagnumCluster>();
-    check::<GlobalInfrastructureProvider>();
-    check::<InfrastructureProvider>();
-    check::<GlobalCloud>();
-    check::<Cloud>();
+    macro_rules! check_all {
+        ($($kind:ty),*) => { $( check::<$kind>(); )* };
+    }
+    krake_crds::for_each_kind!(check_all);
 
     let role = schema_of(&crd::custom_resource_definition::<Role>())["properties"].clone();
     assert!(role["rules"]["items"]["properties"]["verbs"].is_object());

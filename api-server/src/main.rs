@@ -29,10 +29,12 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// Write a development PKI (not for production): a CA (`ca.pem`, `ca-key.pem`; an
-    /// existing one in DIR is reused), a server certificate (`server.pem`,
-    /// `server-key.pem`) valid for `localhost`, `127.0.0.1` and every `--host`, and a client
-    /// certificate per Krake user (`admin.pem`, `scheduler.pem`, ... with their `-key.pem`).
+    /// Write a development PKI for the API server and its clients (not for production).
+    ///
+    /// A CA (`ca.pem`, `ca-key.pem`; an existing one in DIR is reused), a server
+    /// certificate (`server.pem`, `server-key.pem`) valid for `localhost`, `127.0.0.1` and
+    /// every `--host`, and a client certificate per Krake user (`admin.pem`,
+    /// `scheduler.pem`, ... with their `-key.pem`).
     Pki(PkiArgs),
 }
 
@@ -41,8 +43,8 @@ struct PkiArgs {
     /// Output directory (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Extra DNS name or IP address of the API server certificate (repeatable). Its id is
-    /// the server option's, so that this local flag shadows the global `--host` here.
+    /// Extra DNS name or IP address of the API server certificate (repeatable).
+    // The id of the server option `--host`, so that this flag replaces it here.
     #[arg(id = "host", long = "host", value_name = "NAME")]
     hosts: Vec<String>,
 }
@@ -50,13 +52,24 @@ struct PkiArgs {
 /// The parser. Server options are global, so that `krake-api bootstrap --data-dir D FILE`
 /// works too.
 fn command() -> clap::Command {
-    Args::command().mut_args(|arg| {
-        if arg.is_positional() {
-            arg
-        } else {
-            arg.global(true)
-        }
-    })
+    Args::command()
+        .mut_args(|arg| {
+            if arg.is_positional() {
+                arg
+            } else {
+                arg.global(true)
+            }
+        })
+        .mut_subcommand("pki", |pki| {
+            // The server options mean nothing to `pki`: hidden copies keep them out of its
+            // help (a subcommand's own argument takes the place of a global one).
+            let hidden: Vec<clap::Arg> = Cli::command()
+                .get_arguments()
+                .filter(|arg| arg.get_id() != "host")
+                .map(|arg| arg.clone().hide(true))
+                .collect();
+            pki.args(hidden)
+        })
 }
 
 fn parse_args() -> Args {
@@ -196,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn pki_takes_the_options_of_krake_pki() {
+    fn pki_takes_the_options_of_the_former_krake_pki() {
         let args = parse(&[
             "krake-api",
             "pki",

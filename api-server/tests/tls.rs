@@ -437,7 +437,7 @@ async fn unusable_certificate_files_stop_the_start_naming_the_file() {
 }
 
 #[tokio::test]
-async fn the_krake_pki_output_is_accepted_by_the_server() {
+async fn the_pki_subcommand_output_is_accepted_by_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pki");
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_krake-api"))

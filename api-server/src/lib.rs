@@ -1,10 +1,11 @@
 //! The Krake API server: upstream Krake's REST API (wire- and data-compatible) on etcd or
 //! an embedded store, with a watch cache, resumable watches and operations endpoints.
 //!
-//! The modules are layered; each imports only from the layers below it:
-//! `error` and `config`; `storage` (with the object codec) and `metrics`; `watch_cache`;
-//! `auth`; `http` (state, parameters, handlers, routes, problem documents); `server`.
-//! `bootstrap` and `pki` are command-line tools on top of `storage` and nothing at all.
+//! The modules are layered; each imports only from the layers below it, which
+//! `tests/module_layers.rs` checks: `error`, `config` and `metrics`; `storage` (with the
+//! object codec); `watch_cache`; `auth` and `tls`; `kinds` and `http` (state, parameters,
+//! handlers, routes, problem documents); `server`. The `krake-api` subcommands use
+//! `bootstrap` (on top of `storage`) and `pki` (on top of nothing).
 
 pub(crate) mod auth;
 pub mod bootstrap;

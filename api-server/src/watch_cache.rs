@@ -49,7 +49,6 @@ pub struct CachedEvent {
     pub key: String,
     /// Namespace parsed from the key (`None` for global kinds).
     pub namespace: Option<String>,
-    /// Event type.
     pub event_type: EventType,
     /// State name of the object's status, when it has one.
     pub state: Option<&'static str>,

@@ -168,7 +168,6 @@ pub struct Access<'a> {
     pub api: &'a str,
     /// Resource, including the subresource path (`applications/status`).
     pub resource: &'a str,
-    /// Verb.
     pub verb: Verb,
     /// URL namespace; `None` for global kinds and all-namespaces lists.
     pub namespace: Option<&'a str>,

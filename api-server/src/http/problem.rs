@@ -103,3 +103,45 @@ fn framework_problem(response: Response) -> Response {
     }
     problem
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn titled_problems_get_a_type_under_the_base() {
+        let error = Error::NotFound {
+            kind: "Role",
+            name: "r".into(),
+            namespace: None,
+        };
+        let problem = body(render(&error, "https://docs.example/problem.html")).await;
+        assert_eq!(
+            problem["type"],
+            "https://docs.example/problem.html#not-found-error"
+        );
+        assert_eq!(problem["title"], "NOT_FOUND_ERROR");
+        assert_eq!(problem["status"], 404);
+        assert_eq!(body(render(&error, "")).await["type"], "about:blank");
+        let untitled = body(render(&Error::Forbidden, "https://docs.example/p")).await;
+        assert_eq!(untitled["type"], "about:blank");
+        assert!(untitled.get("title").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_error_response_carries_the_error_until_rendered() {
+        let response = Error::Forbidden.into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(response.extensions().get::<Arc<Error>>().is_some());
+        let framework = framework_problem(StatusCode::BAD_REQUEST.into_response());
+        assert_eq!(framework.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body(framework).await["detail"], "422: Invalid query string");
+    }
+}

@@ -1,5 +1,5 @@
-//! Configuration: upstream's `api.yaml` (accepted as is, [`file`]), overridden by command
-//! line flags and environment variables ([`cli`]). Everything is validated before the
+//! Configuration: upstream's `api.yaml` (accepted as is, `file.rs`), overridden by command
+//! line flags and environment variables (`cli.rs`). Everything is validated before the
 //! server starts, so a wrong setting stops `krake-api` with a one-line reason.
 
 use std::net::SocketAddr;

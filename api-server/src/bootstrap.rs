@@ -1,6 +1,6 @@
 //! `krake-api bootstrap`: load core objects (RBAC roles and bindings, metrics, metrics
 //! providers) from YAML files straight into the storage, with the semantics of upstream's
-//! `krake_bootstrap_db` (spec §9.1):
+//! `krake_bootstrap_db`:
 //!
 //! * only the `core` kinds Role, RoleBinding, GlobalMetric, GlobalMetricsProvider, Metric
 //!   and MetricsProvider are accepted; anything else is an error;
@@ -14,6 +14,7 @@
 //!   replaced objects restored).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use krake_crds::core::{
     GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
@@ -23,12 +24,20 @@ use krake_crds::{Resource, decode_create};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::state::encode_for_storage;
+use crate::storage::codec::{encode_for_storage, initialize_new};
 use crate::storage::{KeyValue, Store, WriteOutcome};
 
 /// Why a bootstrap failed. Nothing is left written when any of these is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
+    /// An input cannot be read.
+    #[error("cannot read {origin}: {error}")]
+    Read {
+        /// The input (file name, or `standard input`).
+        origin: String,
+        /// The cause (in the message, not a `source`, so that it is shown once).
+        error: std::io::Error,
+    },
     /// An input is not valid YAML.
     #[error("{origin}: not valid YAML: {reason}")]
     Yaml {
@@ -95,6 +104,34 @@ pub fn parse_documents(origin: &str, text: &str) -> Result<Vec<Document>, Bootst
             value,
         })
         .collect())
+}
+
+/// Read and split every file (`-` is standard input), in order.
+pub async fn load_files(files: &[PathBuf]) -> Result<Vec<Document>, BootstrapError> {
+    use tokio::io::AsyncReadExt;
+
+    let mut documents = Vec::new();
+    for file in files {
+        let (origin, text) = if file.as_os_str() == "-" {
+            let mut text = String::new();
+            tokio::io::stdin()
+                .read_to_string(&mut text)
+                .await
+                .map_err(|error| BootstrapError::Read {
+                    origin: "standard input".into(),
+                    error,
+                })?;
+            ("-".to_string(), text)
+        } else {
+            let origin = file.display().to_string();
+            match tokio::fs::read_to_string(file).await {
+                Ok(text) => (origin, text),
+                Err(error) => return Err(BootstrapError::Read { origin, error }),
+            }
+        };
+        documents.extend(parse_documents(&origin, &text)?);
+    }
+    Ok(documents)
 }
 
 /// A validated object ready to be written.
@@ -174,7 +211,7 @@ fn prepare_kind<R: Resource>(value: Value) -> Result<Prepared, String> {
     } else {
         None
     };
-    crate::resources::initialize_new(&mut object, namespace.clone());
+    initialize_new(&mut object, namespace.clone());
     let name = object.metadata().name.clone();
     Ok(Prepared {
         kind: R::KIND,

@@ -1,7 +1,9 @@
 //! The API server's one error type, and its single mapping to HTTP problem documents
 //! (RFC 7807, `application/problem+json`) in the shape upstream Krake emits.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use std::sync::Arc;
+
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use krake_crds::ValidationErrors;
 use serde::Serialize;
@@ -31,7 +33,8 @@ pub enum ProblemTitle {
 }
 
 impl ProblemTitle {
-    fn fragment(self) -> &'static str {
+    /// The fragment of the problem `type` URI (`<problem_base_url>#not-found-error`).
+    pub fn fragment(self) -> &'static str {
         match self {
             ProblemTitle::NotFoundError => "not-found-error",
             ProblemTitle::TransactionError => "transaction-error",
@@ -191,66 +194,25 @@ impl Error {
         }
     }
 
-    /// Render as a problem document, with `type` built from `problem_base_url`.
-    pub fn to_problem(&self, problem_base_url: &str) -> Response {
-        let (status, title) = self.status_and_title();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        }
-        let type_ = match title {
-            Some(t) if !problem_base_url.is_empty() => {
-                format!("{problem_base_url}#{}", t.fragment())
-            }
-            _ => "about:blank".to_string(),
-        };
-        let detail = match self {
-            Error::Unauthorized(_)
-            | Error::Forbidden
-            | Error::UnsupportedMediaType
-            | Error::PayloadTooLarge => self.to_string(),
+    /// The problem `detail`: the message, prefixed by the status code where upstream
+    /// prefixes it.
+    pub fn detail(&self) -> String {
+        match self {
             Error::Compacted { .. } | Error::BlockingTimeout(_) | Error::StorageUnavailable(_) => {
-                format!("{}: {}", status.as_u16(), self)
+                format!("{}: {}", self.status_and_title().0.as_u16(), self)
             }
             _ => self.to_string(),
-        };
-        problem_response(status, &type_, title, &detail)
+        }
     }
-}
-
-/// Serialize a problem document.
-pub fn problem_response(
-    status: StatusCode,
-    type_: &str,
-    title: Option<ProblemTitle>,
-    detail: &str,
-) -> Response {
-    #[derive(Serialize)]
-    struct Problem<'a> {
-        #[serde(rename = "type")]
-        type_: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        title: Option<ProblemTitle>,
-        status: u16,
-        detail: &'a str,
-    }
-    let body = krake_crds::json::to_vec(&Problem {
-        type_,
-        title,
-        status: status.as_u16(),
-        detail,
-    });
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json; charset=utf-8"),
-    );
-    response
 }
 
 impl IntoResponse for Error {
+    /// Only the status, with the error in the response extensions: the problem document
+    /// needs the configured problem base URL, so the `problems` middleware renders it (and
+    /// logs server-side failures) in one place.
     fn into_response(self) -> Response {
-        // The problem base URL is configuration; the response-mapping middleware rewrites
-        // `type` for titled problems. Handlers normally return errors through `ApiError`.
-        self.to_problem("")
+        let mut response = self.status_and_title().0.into_response();
+        response.extensions_mut().insert(Arc::new(self));
+        response
     }
 }

@@ -1,21 +1,24 @@
 //! The Krake API server: upstream Krake's REST API (wire- and data-compatible) on etcd or
 //! an embedded store, with a watch cache, resumable watches and operations endpoints.
+//!
+//! The modules are layered; each imports only from the layers below it, which
+//! `tests/module_layers.rs` checks: `error`, `config` and `metrics`; `storage` (with the
+//! object codec); `watch_cache`; `auth` and `tls`; `kinds` and `http` (state, parameters,
+//! handlers, routes, problem documents); `server`. The `krake-api` subcommands use
+//! `bootstrap` (on top of `storage`) and `pki` (on top of nothing).
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
-pub mod kinds;
-pub mod metrics;
-pub mod resources;
-pub mod routes;
+pub(crate) mod http;
+pub(crate) mod kinds;
+pub(crate) mod metrics;
+pub mod pki;
 pub mod server;
-pub mod state;
 pub mod storage;
-pub mod subresources;
-pub mod tls;
-pub mod watch;
-pub mod watch_cache;
+pub(crate) mod tls;
+pub(crate) mod watch_cache;
 
 pub use config::Config;
 pub use error::Error;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Args as ClapArgs, CommandFactory, FromArgMatches, Parser, Subcommand};
 use krake_api_server::config::{Cli, Config, LogFormat};
 
 /// `krake-api [OPTIONS] [COMMAND]`: the server options (flags, environment, `api.yaml`)
@@ -29,11 +29,30 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Write a development PKI for the API server and its clients (not for production).
+    ///
+    /// A CA (`ca.pem`, `ca-key.pem`; an existing one in DIR is reused), a server
+    /// certificate (`server.pem`, `server-key.pem`) valid for `localhost`, `127.0.0.1` and
+    /// every `--host`, and a client certificate per Krake user (`admin.pem`,
+    /// `scheduler.pem`, ... with their `-key.pem`).
+    Pki(PkiArgs),
 }
 
-fn parse_args() -> Args {
-    // Server options are global, so that `krake-api bootstrap --data-dir D FILE` works too.
-    let matches = Args::command()
+#[derive(Debug, ClapArgs)]
+struct PkiArgs {
+    /// Output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Extra DNS name or IP address of the API server certificate (repeatable).
+    // The id of the server option `--host`, so that this flag replaces it here.
+    #[arg(id = "host", long = "host", value_name = "NAME")]
+    hosts: Vec<String>,
+}
+
+/// The parser. Server options are global, so that `krake-api bootstrap --data-dir D FILE`
+/// works too.
+fn command() -> clap::Command {
+    Args::command()
         .mut_args(|arg| {
             if arg.is_positional() {
                 arg
@@ -41,8 +60,20 @@ fn parse_args() -> Args {
                 arg.global(true)
             }
         })
-        .get_matches();
-    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        .mut_subcommand("pki", |pki| {
+            // The server options mean nothing to `pki`: hidden copies keep them out of its
+            // help (a subcommand's own argument takes the place of a global one).
+            let hidden: Vec<clap::Arg> = Cli::command()
+                .get_arguments()
+                .filter(|arg| arg.get_id() != "host")
+                .map(|arg| arg.clone().hide(true))
+                .collect();
+            pki.args(hidden)
+        })
+}
+
+fn parse_args() -> Args {
+    Args::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 fn init_logging(config: &Config) {
@@ -76,6 +107,10 @@ async fn terminated() {
 #[tokio::main]
 async fn main() {
     let args = parse_args();
+    if let Some(Command::Pki(pki)) = &args.command {
+        // Needs no server configuration: a missing or invalid one must not stop it.
+        std::process::exit(write_pki(pki));
+    }
     let config = match Config::load(&args.server) {
         Ok(c) => c,
         Err(e) => {
@@ -87,6 +122,7 @@ async fn main() {
     let outcome = match args.command {
         None => run(config).await,
         Some(Command::Bootstrap { force, files }) => bootstrap(config, force, files).await,
+        Some(Command::Pki(_)) => unreachable!("handled before the configuration is loaded"),
     };
     if let Err(e) = outcome {
         eprintln!("krake-api: {e:#}");
@@ -115,25 +151,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
 /// `krake-api bootstrap`: validate every document, then write all or nothing.
 async fn bootstrap(config: Config, force: bool, files: Vec<PathBuf>) -> anyhow::Result<()> {
     use krake_api_server::bootstrap;
-    use tokio::io::AsyncReadExt;
 
-    let mut documents = Vec::new();
-    for file in &files {
-        let (origin, text) = if file.as_os_str() == "-" {
-            let mut text = String::new();
-            tokio::io::stdin()
-                .read_to_string(&mut text)
-                .await
-                .context("cannot read standard input")?;
-            ("-".to_string(), text)
-        } else {
-            let text = tokio::fs::read_to_string(file)
-                .await
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            (file.display().to_string(), text)
-        };
-        documents.extend(bootstrap::parse_documents(&origin, &text)?);
-    }
+    let documents = bootstrap::load_files(&files).await?;
     // Validation first: an invalid document never needs the storage.
     let prepared = bootstrap::prepare_all(&documents)?;
     let store = krake_api_server::server::open_store(&config)
@@ -144,4 +163,67 @@ async fn bootstrap(config: Config, force: bool, files: Vec<PathBuf>) -> anyhow::
         println!("{w}");
     }
     Ok(())
+}
+
+/// `krake-api pki`: the exit status.
+fn write_pki(args: &PkiArgs) -> i32 {
+    match krake_api_server::pki::write_dev_pki(&args.out, &args.hosts) {
+        Ok(pki) => {
+            println!("CA certificate:     {}", pki.ca_cert.display());
+            println!(
+                "server certificate: {} (key {})",
+                pki.server.cert.display(),
+                pki.server.key.display()
+            );
+            for (user, files) in &pki.clients {
+                println!("client {user}: {}", files.cert.display());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("krake-api pki: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parser_is_consistent() {
+        command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Args {
+        let matches = command().try_get_matches_from(args).unwrap();
+        Args::from_arg_matches(&matches).unwrap()
+    }
+
+    #[test]
+    fn server_options_apply_to_subcommands() {
+        let args = parse(&["krake-api", "bootstrap", "--data-dir", "d", "f.yaml"]);
+        assert_eq!(args.server.data_dir, Some(PathBuf::from("d")));
+        assert!(matches!(args.command, Some(Command::Bootstrap { .. })));
+    }
+
+    #[test]
+    fn pki_takes_the_options_of_the_former_krake_pki() {
+        let args = parse(&[
+            "krake-api",
+            "pki",
+            "--out",
+            "dir",
+            "--host",
+            "a.example",
+            "--host",
+            "10.0.0.1",
+        ]);
+        let Some(Command::Pki(pki)) = args.command else {
+            panic!("not the pki subcommand: {args:?}");
+        };
+        assert_eq!(pki.out, PathBuf::from("dir"));
+        assert_eq!(pki.hosts, ["a.example", "10.0.0.1"]);
+    }
 }

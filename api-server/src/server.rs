@@ -29,14 +29,15 @@ use tower::util::MapRequest;
 use crate::auth::{AuthenticatorChain, AuthorizerContext, PeerCommonName, authorizer_from_config};
 use crate::config::{Config, StorageConfig};
 use crate::error::Error;
-use crate::metrics::{InstrumentedStore, Metrics};
-use crate::state::{AppState, Shared};
+use crate::http::state::{AppState, Shared};
+use crate::metrics::Metrics;
 use crate::storage::Store;
+use crate::storage::codec::Objects;
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::etcd::EtcdStore;
+use crate::storage::instrumented::InstrumentedStore;
 use crate::tls::{HANDSHAKE_TIMEOUT, RELOAD_INTERVAL, ServerTls};
-use crate::watch::renderer;
-use crate::watch_cache::WatchCache;
+use crate::watch_cache::{WatchCache, renderer};
 
 /// A running server.
 pub struct RunningServer {
@@ -174,6 +175,7 @@ async fn start_serving(
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
     let state = AppState(Arc::new(Shared {
+        objects: Objects::new(store.clone(), config.retry_transactions),
         store,
         authenticators: AuthenticatorChain::from_config(&config),
         authorizer,
@@ -182,7 +184,7 @@ async fn start_serving(
         caches,
         shutdown: shutdown.clone(),
     }));
-    let app = crate::routes::router(state);
+    let app = crate::http::routes::router(state);
     let https = tls.is_some();
     if let Some(tls) = &tls {
         tls.spawn_reloader(RELOAD_INTERVAL, shutdown.clone());

@@ -1,4 +1,4 @@
-//! HTTPS serving (spec §10.1, §11): the server certificate and key (PEM) are loaded at
+//! HTTPS serving (upstream's `tls` section): the server certificate and key (PEM) are loaded at
 //! start-up and reloaded when they change on disk; client certificates are requested but
 //! optional, and verified against `tls.client_ca` when present.
 //!
@@ -336,13 +336,9 @@ impl ServerTls {
         &self.acceptor
     }
 
-    /// Whether client certificates are requested (a client CA bundle is configured).
-    pub fn requests_client_certificates(&self) -> bool {
-        self.client_auth
-    }
-
     /// The certificate chain new connections get.
-    pub fn current_certificate(&self) -> Vec<CertificateDer<'static>> {
+    #[cfg(test)]
+    fn current_certificate(&self) -> Vec<CertificateDer<'static>> {
         self.resolver.current().cert.clone()
     }
 

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use krake_crds::Resource;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::storage::codec::{decode_stored, parse_key};
 use crate::storage::{Store, WatchEvent, WatchStream};
 
 /// Event type of the Krake watch protocol.
@@ -47,7 +49,6 @@ pub struct CachedEvent {
     pub key: String,
     /// Namespace parsed from the key (`None` for global kinds).
     pub namespace: Option<String>,
-    /// Event type.
     pub event_type: EventType,
     /// State name of the object's status, when it has one.
     pub state: Option<&'static str>,
@@ -60,6 +61,59 @@ pub struct CachedEvent {
 /// Turns a storage event into a cached event; `Ok(None)` skips keys that do not match the
 /// kind's key template.
 pub type Renderer = Arc<dyn Fn(&WatchEvent) -> Result<Option<CachedEvent>, Error> + Send + Sync>;
+
+/// The renderer of kind `R` for the watch cache: decode once, serialize the line once.
+pub fn renderer<R: Resource>() -> Renderer {
+    Arc::new(|event: &WatchEvent| {
+        let Some((namespace, _)) = parse_key::<R>(event.key()) else {
+            return Ok(None);
+        };
+        let namespace = namespace.map(str::to_string);
+        let (event_type, object) = match event {
+            WatchEvent::Put { kv } => {
+                let t = if kv.create_revision == kv.mod_revision {
+                    EventType::Added
+                } else {
+                    EventType::Modified
+                };
+                (t, decode_stored::<R>(kv)?)
+            }
+            WatchEvent::Delete {
+                prev: Some(prev),
+                revision,
+                ..
+            } => {
+                let mut object = decode_stored::<R>(prev)?;
+                // The deletion revision lets a client resume after this event.
+                object.metadata_mut().resource_version = Some(revision.to_string());
+                (EventType::Deleted, object)
+            }
+            WatchEvent::Delete {
+                prev: None, key, ..
+            } => {
+                tracing::warn!(key = %key, "deletion without the previous value; event skipped");
+                return Ok(None);
+            }
+        };
+        let head = format!("{{\"type\": \"{}\", \"object\": ", event_type.as_str());
+        let body = krake_crds::json::to_vec(&object);
+        let mut line = Vec::with_capacity(head.len() + body.len() + 2);
+        line.extend_from_slice(head.as_bytes());
+        line.extend_from_slice(&body);
+        line.extend_from_slice(b"}\n");
+        let line = Bytes::from(line);
+        let object_bytes = line.slice(head.len()..head.len() + body.len());
+        Ok(Some(CachedEvent {
+            revision: event.revision(),
+            key: event.key().to_string(),
+            namespace,
+            event_type,
+            state: object.state_name(),
+            line,
+            object: object_bytes,
+        }))
+    })
+}
 
 /// Where a new subscription starts.
 pub enum Subscription {

@@ -1,6 +1,6 @@
 //! HTTPS serving over real loopback connections: server certificates, optional client
 //! certificates as identity, certificate rotation without restart, start-up errors, and
-//! the development PKI of `krake-pki`.
+//! the development PKI of `krake-api pki`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,8 +13,8 @@ use hyper::StatusCode;
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use krake_api_server::config::{Config, TlsConfig};
+use krake_api_server::pki::{self, CertificateAuthority, Issued};
 use krake_api_server::server::RunningServer;
-use krake_e2e::pki::{self, CertificateAuthority, Issued};
 use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -436,37 +436,12 @@ async fn unusable_certificate_files_stop_the_start_naming_the_file() {
     }
 }
 
-/// The `krake-pki` binary of this build (target directory and profile of this test),
-/// brought up to date by cargo first.
-fn krake_pki_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // <target>/<profile>/deps/tls-<hash> → <target>/<profile>/krake-pki
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let target_dir = profile_dir.parent().unwrap();
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev",
-        Some(name) => name,
-    };
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "krake-e2e", "--bin", "krake-pki"])
-        .args(["--profile", profile])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(target_dir)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cannot build krake-pki");
-    profile_dir.join(format!("krake-pki{}", std::env::consts::EXE_SUFFIX))
-}
-
 #[tokio::test]
-async fn the_krake_pki_output_is_accepted_by_the_server() {
+async fn the_pki_subcommand_output_is_accepted_by_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pki");
-    let output = tokio::process::Command::new(krake_pki_binary())
-        .arg("--out")
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_krake-api"))
+        .args(["pki", "--out"])
         .arg(&out)
         .args(["--host", "krake.example"])
         .output()

@@ -91,12 +91,14 @@ impl<V: Clone> IdentityCache<V> {
     }
 
     /// Number of remembered answers (expired ones included until they are noticed).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
     }
 
     /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

@@ -1,4 +1,4 @@
-//! Keycloak token authentication (upstream's `keycloak` strategy, spec §10.1).
+//! Keycloak token authentication (upstream's `keycloak` strategy).
 //!
 //! The raw `Authorization` header is the access token (no `Bearer` prefix handling, like
 //! upstream). Keycloak is asked

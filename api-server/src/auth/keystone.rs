@@ -1,4 +1,4 @@
-//! OpenStack Keystone token authentication (upstream's `keystone` strategy, spec §10.1).
+//! OpenStack Keystone token authentication (upstream's `keystone` strategy).
 //!
 //! The raw `Authorization` header is the token (no `Bearer` prefix handling, like
 //! upstream). Keystone is asked `GET {endpoint}/auth/tokens` with the token as both

@@ -1,5 +1,6 @@
 //! Authentication (a chain of authenticators tried in order) and authorization (one
-//! authorizer deciding on api / resource / verb / namespace), spec §10.
+//! authorizer deciding on api / resource / verb / namespace), as upstream's
+//! `authentication` and `authorization` settings describe them.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -145,7 +146,7 @@ impl AuthenticatorChain {
     }
 }
 
-/// RBAC verbs (spec §10.3).
+/// The verbs of RBAC rules, one per kind of request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
     /// POST on a collection.
@@ -167,7 +168,6 @@ pub struct Access<'a> {
     pub api: &'a str,
     /// Resource, including the subresource path (`applications/status`).
     pub resource: &'a str,
-    /// Verb.
     pub verb: Verb,
     /// URL namespace; `None` for global kinds and all-namespaces lists.
     pub namespace: Option<&'a str>,

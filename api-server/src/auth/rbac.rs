@@ -1,4 +1,4 @@
-//! RBAC authorization (spec §10.3) answered from memory.
+//! RBAC authorization (upstream's `RBAC` mode) answered from memory.
 //!
 //! Upstream scans every RoleBinding and reads every bound Role on each request. Here an
 //! [`RbacIndex`] lists Roles and RoleBindings once, then follows the watch caches of both
@@ -7,7 +7,7 @@
 //! subscription (lagging, or a restarted cache) the index re-lists and swaps in the new
 //! contents.
 //!
-//! The rule semantics are upstream's, with one deliberate fix (design "Deviations"): a
+//! The rule semantics are upstream's, with one deliberate fix (upstream shows every object): a
 //! list or watch across all namespaces only returns objects of the namespaces the user
 //! may `list` the resource in ([`RbacIndex::visible_namespaces`]).
 
@@ -22,9 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ANONYMOUS, Access, Authorizer, Caller, NamespaceScope, Verb};
 use crate::error::Error;
-use crate::state::decode_stored;
 use crate::storage::Store;
-use crate::watch::parse_key;
+use crate::storage::codec::{decode_listing, parse_key};
 use crate::watch_cache::{CachedEvent, EventType, Subscription, WatchCache};
 
 /// The role-related contents of the store, as the index holds them.
@@ -52,6 +51,14 @@ impl Snapshot {
             }
         }
         self.user_roles = user_roles;
+    }
+
+    /// Sorted unique names of the roles of every binding naming `user`.
+    fn sorted_roles_of(&self, user: &str) -> Vec<String> {
+        let mut roles = self.user_roles.get(user).cloned().unwrap_or_default();
+        roles.sort();
+        roles.dedup();
+        roles
     }
 
     /// Every rule of every (existing) role bound to `user`.
@@ -113,9 +120,9 @@ pub struct RbacIndex {
 }
 
 impl RbacIndex {
-    /// An index built from these objects, marked loaded and never updated (for tests and
-    /// tools).
-    pub fn from_objects(roles: Vec<Role>, bindings: Vec<RoleBinding>) -> Arc<Self> {
+    /// An index built from these objects, marked loaded and never updated.
+    #[cfg(test)]
+    fn from_objects(roles: Vec<Role>, bindings: Vec<RoleBinding>) -> Arc<Self> {
         let index = RbacIndex::empty();
         index.replace(roles, bindings);
         index
@@ -147,16 +154,6 @@ impl RbacIndex {
         *self.loaded.borrow()
     }
 
-    /// Wait (bounded) until the first listing has been loaded.
-    pub async fn wait_loaded(&self, timeout: Duration) -> Result<(), Error> {
-        let mut rx = self.loaded.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|l| *l))
-            .await
-            .map_err(|_| Error::StorageUnavailable("RBAC roles are not loaded yet".into()))?
-            .map_err(|_| Error::StorageUnavailable("RBAC index stopped".into()))?;
-        Ok(())
-    }
-
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
         self.snapshot.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -168,15 +165,7 @@ impl RbacIndex {
     /// Sorted unique names of the roles of every binding naming `user` (whether or not
     /// the roles exist), as `/me` reports them.
     pub fn roles_of(&self, user: &str) -> Vec<String> {
-        let mut roles = self
-            .read()
-            .user_roles
-            .get(user)
-            .cloned()
-            .unwrap_or_default();
-        roles.sort();
-        roles.dedup();
-        roles
+        self.read().sorted_roles_of(user)
     }
 
     /// Whether any rule of any role bound to `user` grants `access` (anonymous users are
@@ -267,15 +256,11 @@ impl RbacIndex {
         let (binding_kvs, binding_rev) = store.list(&RoleBinding::prefix(None)).await?;
         let mut binding_events = Follower::subscribe(role_bindings, binding_rev)?;
 
-        let listed_roles = role_kvs
-            .iter()
-            .filter(|kv| parse_key::<Role>(&kv.key).is_some())
-            .filter_map(|kv| decoded(decode_stored::<Role>(kv), &kv.key))
+        let listed_roles = decode_listing::<Role>(&role_kvs)
+            .filter_map(|(key, role)| decoded(role, key))
             .collect();
-        let listed_bindings = binding_kvs
-            .iter()
-            .filter(|kv| parse_key::<RoleBinding>(&kv.key).is_some())
-            .filter_map(|kv| decoded(decode_stored::<RoleBinding>(kv), &kv.key))
+        let listed_bindings = decode_listing::<RoleBinding>(&binding_kvs)
+            .filter_map(|(key, binding)| decoded(binding, key))
             .collect();
         self.replace(listed_roles, listed_bindings);
         *backoff = Duration::from_millis(100);
@@ -333,6 +318,22 @@ impl RbacIndex {
             }
         }
     }
+}
+
+/// Sorted unique names of the roles of every RoleBinding in `store` naming `user`
+/// (whether or not the roles exist): what `/me` reports when no RBAC index is running.
+/// Unlike the index, an undecodable binding is an error here, not skipped.
+pub async fn bound_roles(store: &dyn Store, user: &str) -> Result<Vec<String>, Error> {
+    let (kvs, _) = store.list(&RoleBinding::prefix(None)).await?;
+    let mut snapshot = Snapshot::default();
+    for (_, binding) in decode_listing::<RoleBinding>(&kvs) {
+        let binding = binding?;
+        snapshot
+            .bindings
+            .insert(binding.metadata.name, (binding.users, binding.roles));
+    }
+    snapshot.rebuild_user_roles();
+    Ok(snapshot.sorted_roles_of(user))
 }
 
 fn decoded<T, E: std::fmt::Display>(result: Result<T, E>, key: &str) -> Option<T> {

@@ -126,7 +126,8 @@ impl EmbeddedStore {
         .await
     }
 
-    /// A store that lives in memory only, for tests.
+    /// A store that lives in memory only and is lost when dropped. Part of the public API
+    /// because the storage conformance suite (`tests/storage_conformance.rs`) runs on it.
     pub async fn in_memory(options: EmbeddedOptions) -> Result<Self, Error> {
         blocking(move || {
             let db = Database::builder()

@@ -10,8 +10,10 @@ use futures::Stream;
 
 use crate::error::Error;
 
+pub(crate) mod codec;
 pub mod embedded;
 pub mod etcd;
+pub(crate) mod instrumented;
 
 /// One stored key with its revisions, as etcd reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,122 +1,31 @@
 //! Generic handlers for every persisted kind: create, read, list, update, status update
-//! and delete, in upstream's processing order (authorize, parse body, load; spec §5.2).
+//! and delete, in upstream's processing order: authorize, then parse the body, then load
+//! the stored object (so a forbidden request never learns whether an object exists, and a
+//! malformed body is reported before a missing object).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
-use krake_crds::validation::is_valid_resource_name;
-use krake_crds::{Resource, Timestamp, ValidationErrors, decode};
+use krake_crds::{Resource, Timestamp, ValidationErrors, decode, decode_create};
 use serde_json::Value;
+use tokio::sync::broadcast;
 
-use crate::auth::{Access, Caller, NamespaceScope, Verb};
+use super::params::{PathParams, QueryParams, parse_json, query_param, url_name};
+use super::state::{AppState, authorize_route, json_response, object_response};
+use super::watch;
+use crate::auth::{Caller, NamespaceScope, Verb};
 use crate::error::Error;
 use crate::kinds::ApiKind;
-use crate::state::{AppState, Loaded, encode_for_storage, json_response, object_response};
 use crate::storage::WriteOutcome;
-use crate::watch;
-use crate::watch_cache::{EventType, Subscription};
-
-/// Path parameters (`ns`, `name`); empty on routes without parameters.
-pub type Params = HashMap<String, String>;
-
-/// Extractor of [`Params`] that also works on routes without parameters.
-pub struct PathParams(pub Params);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParams {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(PathParams(
-            <Path<Params> as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state)
-                .await
-                .map(|p| p.0)
-                .unwrap_or_default(),
-        ))
-    }
-}
-/// Query parameters in request order.
-pub type QueryParams = Vec<(String, String)>;
-
-/// The value of a query parameter.
-pub fn query_param<'a>(query: &'a QueryParams, name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// The validated URL namespace (`None` for global kinds). Upstream accepts any string and
-/// then cannot read the object back; we reject names that break the rule.
-pub fn url_namespace<R: Resource>(params: &Params) -> Result<Option<String>, Error> {
-    if !R::NAMESPACED {
-        return Ok(None);
-    }
-    match params.get("ns") {
-        Some(ns) if is_valid_resource_name(ns) => Ok(Some(ns.clone())),
-        Some(ns) => Err(Error::InvalidPath(format!(
-            "Invalid namespace '{ns}' in URL: Invalid character in resource namespace."
-        ))),
-        None => Ok(None),
-    }
-}
-
-/// Validate the URL namespace, then ask the authorizer about `verb` on `resource` (a
-/// plural, or `plural/subresource`) there; returns the namespace.
-pub fn authorize_route<R: Resource>(
-    state: &AppState,
-    caller: &Caller,
-    params: &Params,
-    resource: &str,
-    verb: Verb,
-) -> Result<Option<String>, Error> {
-    let namespace = url_namespace::<R>(params)?;
-    state.authorize(
-        caller,
-        Access {
-            api: R::API,
-            resource,
-            verb,
-            namespace: namespace.as_deref(),
-        },
-    )?;
-    Ok(namespace)
-}
-
-fn url_name(params: &Params) -> Result<&str, Error> {
-    params
-        .get("name")
-        .map(String::as_str)
-        .ok_or_else(|| Error::Internal("route without {name}".into()))
-}
-
-/// Parse a request body as JSON: not JSON at all is 415, as upstream.
-pub fn parse_json(body: &Bytes) -> Result<Value, Error> {
-    serde_json::from_slice(body).map_err(|_| Error::UnsupportedMediaType)
-}
+use crate::storage::codec::{Loaded, decode_stored, encode_for_storage, initialize_new, parse_key};
+use crate::watch_cache::{CachedEvent, EventType, Subscription};
 
 const READ_ONLY_METADATA: [&str; 4] = ["uid", "created", "modified", "deleted"];
-
-/// Decode a create body: read-only metadata and status are ignored (dropped).
-fn decode_create<R: Resource>(mut value: Value) -> Result<R, Error> {
-    if let Value::Object(map) = &mut value {
-        map.remove("status");
-        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            for key in READ_ONLY_METADATA {
-                meta.remove(key);
-            }
-            meta.remove("resource_version");
-        }
-    }
-    Ok(decode::<R>(value)?)
-}
 
 /// A full-object PUT body: the decoded object plus which read-only parts the client
 /// omitted (accepted, unlike upstream, and taken from the stored object).
@@ -224,20 +133,6 @@ fn blocking_param<R: ApiKind>(query: &QueryParams) -> Option<String> {
     }
 }
 
-/// Give a decoded create body its server-side fields: the namespace (always `None` for
-/// global kinds, where upstream keeps whatever the client sent), a new `uid`, `created` =
-/// `modified` = now, no `deleted`, and the initial status.
-pub fn initialize_new<R: Resource>(object: &mut R, namespace: Option<String>) {
-    let now = Timestamp::now();
-    let meta = object.metadata_mut();
-    meta.namespace = namespace;
-    meta.uid = uuid::Uuid::new_v4().to_string();
-    meta.created = now;
-    meta.modified = now;
-    meta.deleted = None;
-    object.reset_status();
-}
-
 /// POST on a collection.
 pub async fn create<R: ApiKind>(
     State(state): State<AppState>,
@@ -289,6 +184,7 @@ pub async fn read<R: ApiKind>(
 ) -> Result<Response, Error> {
     let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::Get)?;
     let loaded = state
+        .objects
         .load::<R>(namespace.as_deref(), url_name(&params)?)
         .await?;
     Ok(object_response(&loaded.object))
@@ -329,7 +225,7 @@ pub async fn list<R: ApiKind>(
     );
     let mut first = true;
     for kv in &kvs {
-        match watch::parse_key::<R>(&kv.key) {
+        match parse_key::<R>(&kv.key) {
             Some((ns, _)) if scope.contains(ns) => {}
             _ => continue,
         }
@@ -337,14 +233,15 @@ pub async fn list<R: ApiKind>(
             body.extend_from_slice(b", ");
         }
         first = false;
-        let object = crate::state::decode_stored::<R>(kv)?;
+        let object = decode_stored::<R>(kv)?;
         krake_crds::json::write_to(&mut body, &object);
     }
     body.extend_from_slice(b"]}");
     Ok(json_response(StatusCode::OK, body))
 }
 
-/// PUT on an object: update of the client-writable fields (spec §5.4).
+/// PUT on an object: update of the client-writable fields (spec, labels, finalizers,
+/// owners); everything else is immutable or server-managed.
 pub async fn update<R: ApiKind>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -355,11 +252,12 @@ pub async fn update<R: ApiKind>(
     let (put, _) = PutBody::parse::<R>(&body, false)?;
     let name = url_name(&params)?.to_string();
     state
+        .objects
         .retrying(|| async {
             let Loaded {
                 object: stored,
                 revision,
-            } = state.load::<R>(namespace.as_deref(), &name).await?;
+            } = state.objects.load::<R>(namespace.as_deref(), &name).await?;
             put.check_precondition(revision)?;
             let body = put.complete(&stored)?;
             let stored_meta = stored.metadata();
@@ -401,9 +299,13 @@ pub async fn update<R: ApiKind>(
             let done =
                 if merged.metadata().deleted.is_some() && merged.metadata().finalizers.is_empty() {
                     // The last finalizer is gone: the object leaves the store.
-                    state.remove(&merged, revision).await?.map(|_| ())
+                    state.objects.remove(&merged, revision).await?.map(|_| ())
                 } else {
-                    state.write(&mut merged, revision).await?.map(|_| ())
+                    state
+                        .objects
+                        .write(&mut merged, revision)
+                        .await?
+                        .map(|_| ())
                 };
             match done {
                 Some(()) => Ok(Some(object_response(&merged))),
@@ -416,7 +318,7 @@ pub async fn update<R: ApiKind>(
         .await
 }
 
-/// PUT on `…/status`: replace the status (spec §5.5).
+/// PUT on `…/status`: replace the status (controllers report through it).
 pub async fn update_status<R: ApiKind>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -428,16 +330,18 @@ pub async fn update_status<R: ApiKind>(
     let (put, body) = PutBody::parse::<R>(&body, true)?;
     let name = url_name(&params)?.to_string();
     state
+        .objects
         .retrying(|| async {
             let Loaded {
                 object: mut merged,
                 revision,
-            } = state.load::<R>(namespace.as_deref(), &name).await?;
+            } = state.objects.load::<R>(namespace.as_deref(), &name).await?;
             put.check_precondition(revision)?;
             merged
                 .merge_status_from(&body)
                 .map_err(|f| immutable(f.0))?;
             Ok(state
+                .objects
                 .write(&mut merged, revision)
                 .await?
                 .map(|_| object_response(&merged)))
@@ -445,7 +349,8 @@ pub async fn update_status<R: ApiKind>(
         .await
 }
 
-/// DELETE on an object (spec §5.8).
+/// DELETE on an object: marks it deleted (with the `cascade_deletion` finalizer) so that
+/// the garbage collector and controllers clean up first; `?force=True` removes it at once.
 pub async fn delete<R: ApiKind>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -462,14 +367,19 @@ pub async fn delete<R: ApiKind>(
     };
     let force = R::FORCE_DELETE && query_param(&query, "force") == Some("True");
     let object = state
+        .objects
         .retrying(|| async {
             let Loaded {
                 mut object,
                 revision,
-            } = state.load::<R>(namespace.as_deref(), &name).await?;
+            } = state.objects.load::<R>(namespace.as_deref(), &name).await?;
             if force {
                 object.metadata_mut().deleted = Some(Timestamp::now());
-                return Ok(state.remove(&object, revision).await?.map(|_| object));
+                return Ok(state
+                    .objects
+                    .remove(&object, revision)
+                    .await?
+                    .map(|_| object));
             }
             if object.metadata().deleted.is_some() {
                 return Ok(Some(object));
@@ -480,7 +390,11 @@ pub async fn delete<R: ApiKind>(
                 .finalizers
                 .push("cascade_deletion".into());
             object.on_delete();
-            Ok(state.write(&mut object, revision).await?.map(|_| object))
+            Ok(state
+                .objects
+                .write(&mut object, revision)
+                .await?
+                .map(|_| object))
         })
         .await?;
     tracing::info!(kind = R::KIND, name = %name, namespace = ?namespace, force, "deletion requested");
@@ -494,8 +408,8 @@ pub async fn delete<R: ApiKind>(
 /// write so that no event can slip through.
 struct BlockingWait {
     key: String,
-    replay: Vec<std::sync::Arc<crate::watch_cache::CachedEvent>>,
-    live: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::watch_cache::CachedEvent>>,
+    replay: Vec<Arc<CachedEvent>>,
+    live: broadcast::Receiver<Arc<CachedEvent>>,
 }
 
 impl BlockingWait {
@@ -531,8 +445,8 @@ impl BlockingWait {
                     Some(e) => e,
                     None => match self.live.recv().await {
                         Ok(e) => e,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => {
                             return Err(Error::StorageUnavailable(
                                 "watch closed while blocking".into(),
                             ));

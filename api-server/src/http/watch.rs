@@ -1,5 +1,5 @@
-//! The watch protocol (spec §7): NDJSON event lines on a chunked response, empty-line
-//! heartbeats, and the resumption extension `?watch&resource_version=N`.
+//! The watch protocol of upstream Krake: NDJSON event lines on a chunked response,
+//! empty-line heartbeats, plus our resumption extension `?watch&resource_version=N`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +12,12 @@ use futures::StreamExt;
 use krake_crds::Resource;
 use tokio::sync::{broadcast, mpsc};
 
+use super::params::{QueryParams, query_param};
+use super::state::AppState;
 use crate::auth::NamespaceScope;
 use crate::error::Error;
-use crate::resources::{QueryParams, query_param};
-use crate::state::{AppState, decode_stored};
-use crate::storage::{WatchEvent, WatchStream};
-use crate::watch_cache::{CachedEvent, EventType, Renderer, Subscription};
+use crate::storage::WatchStream;
+use crate::watch_cache::{CachedEvent, Renderer, Subscription};
 
 /// Validated query parameters of a list or watch request.
 #[derive(Debug, Clone, Copy)]
@@ -65,82 +65,11 @@ fn invalid_query(field: &str, message: &str) -> Error {
     ))
 }
 
-fn key_segment_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-}
-
-/// Split a storage key of kind `R` into namespace and name; `None` when the key does not
-/// match the kind's key template (such keys are skipped, as upstream).
-pub fn parse_key<R: Resource>(key: &str) -> Option<(Option<&str>, &str)> {
-    let rest = key.strip_prefix(&R::prefix(None))?;
-    if R::NAMESPACED {
-        let (ns, name) = rest.split_once('/')?;
-        (key_segment_ok(ns) && key_segment_ok(name)).then_some((Some(ns), name))
-    } else {
-        key_segment_ok(rest).then_some((None, rest))
-    }
-}
-
-/// The renderer of kind `R` for the watch cache: decode once, serialize the line once.
-pub fn renderer<R: Resource>() -> Renderer {
-    Arc::new(|event: &WatchEvent| {
-        let Some((namespace, _)) = parse_key::<R>(event.key()) else {
-            return Ok(None);
-        };
-        let namespace = namespace.map(str::to_string);
-        let (event_type, object) = match event {
-            WatchEvent::Put { kv } => {
-                let t = if kv.create_revision == kv.mod_revision {
-                    EventType::Added
-                } else {
-                    EventType::Modified
-                };
-                (t, decode_stored::<R>(kv)?)
-            }
-            WatchEvent::Delete {
-                prev: Some(prev),
-                revision,
-                ..
-            } => {
-                let mut object = decode_stored::<R>(prev)?;
-                // The deletion revision lets a client resume after this event.
-                object.metadata_mut().resource_version = Some(revision.to_string());
-                (EventType::Deleted, object)
-            }
-            WatchEvent::Delete {
-                prev: None, key, ..
-            } => {
-                tracing::warn!(key = %key, "deletion without the previous value; event skipped");
-                return Ok(None);
-            }
-        };
-        let head = format!("{{\"type\": \"{}\", \"object\": ", event_type.as_str());
-        let body = krake_crds::json::to_vec(&object);
-        let mut line = Vec::with_capacity(head.len() + body.len() + 2);
-        line.extend_from_slice(head.as_bytes());
-        line.extend_from_slice(&body);
-        line.extend_from_slice(b"}\n");
-        let line = Bytes::from(line);
-        let object_bytes = line.slice(head.len()..head.len() + body.len());
-        Ok(Some(CachedEvent {
-            revision: event.revision(),
-            key: event.key().to_string(),
-            namespace,
-            event_type,
-            state: object.state_name(),
-            line,
-            object: object_bytes,
-        }))
-    })
-}
-
 enum Source {
     /// `after`: the client already has every change up to this revision (the cache may
     /// lag behind the store the client listed from, so live events can be older).
     Cache {
-        replay: Vec<Arc<CachedEvent>>,
+        replay: std::vec::IntoIter<Arc<CachedEvent>>,
         live: broadcast::Receiver<Arc<CachedEvent>>,
         after: i64,
     },
@@ -160,8 +89,8 @@ impl Source {
                 live,
                 after,
             } => loop {
-                if !replay.is_empty() {
-                    return Some(replay.remove(0));
+                if let Some(event) = replay.next() {
+                    return Some(event);
                 }
                 match live.recv().await {
                     Ok(e) if e.revision <= *after => continue,
@@ -231,7 +160,7 @@ pub async fn watch<R: Resource>(
                     && scope.contains(e.namespace.as_deref())
             });
             Source::Cache {
-                replay,
+                replay: replay.into_iter(),
                 live,
                 after: options.resource_version.unwrap_or(i64::MIN),
             }

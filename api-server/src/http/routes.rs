@@ -1,10 +1,9 @@
-//! The HTTP surface: every route of spec §5.1, the operations endpoints, and the
+//! The HTTP surface: every route of upstream's API, the operations endpoints, and the
 //! middleware stack (observation, problem documents, CORS, authentication).
 
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
@@ -21,12 +20,12 @@ use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::openstack::{MagnumCluster, Project};
 use tracing::Instrument;
 
-use crate::auth::Caller;
-use crate::error::{Error, problem_response};
+use super::problem::{problem_response, problems};
+use super::state::{AppState, json_response};
+use super::{resources, subresources};
+use crate::auth::{Caller, rbac};
+use crate::error::Error;
 use crate::kinds::ApiKind;
-use crate::resources;
-use crate::state::{AppState, json_response};
-use crate::subresources;
 
 /// The version reported by `GET /` (upstream's, for client compatibility).
 pub const KRAKE_VERSION: &str = "1.0.1";
@@ -137,7 +136,7 @@ async fn version() -> Response {
     )
 }
 
-/// `/me` (spec §10.4): the user and the sorted unique role names of every RoleBinding
+/// `/me`: the user and the sorted unique role names of every RoleBinding
 /// naming the user, whether or not those Roles exist. Under RBAC the authorizer's index
 /// answers; otherwise the bindings are read from storage.
 async fn me(
@@ -146,25 +145,7 @@ async fn me(
 ) -> Result<Response, Error> {
     let roles = match state.authorizer.user_roles(&caller.user) {
         Some(roles) => roles,
-        None => {
-            let (kvs, _) = state
-                .store
-                .list(&<RoleBinding as krake_crds::Resource>::prefix(None))
-                .await?;
-            let mut roles = Vec::new();
-            for kv in &kvs {
-                if crate::watch::parse_key::<RoleBinding>(&kv.key).is_none() {
-                    continue;
-                }
-                let binding = crate::state::decode_stored::<RoleBinding>(kv)?;
-                if binding.users.contains(&caller.user) {
-                    roles.extend(binding.roles);
-                }
-            }
-            roles.sort();
-            roles.dedup();
-            roles
-        }
+        None => rbac::bound_roles(&*state.store, &caller.user).await?,
     };
     Ok(json_response(
         StatusCode::OK,
@@ -281,76 +262,6 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     response
 }
 
-/// Turn framework errors (unknown route, wrong method, oversized or malformed request)
-/// into problem documents, and give titled problems the configured `type` base.
-async fn problems(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if is_problem {
-        return with_problem_base(response, &state.config.problem_base_url).await;
-    }
-    let (mut parts, _) = response.into_parts();
-    let detail = format!(
-        "{}: {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    let status = if status == StatusCode::BAD_REQUEST {
-        // axum rejects a malformed query string with 400; it is a validation error.
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        status
-    };
-    let detail = if status == StatusCode::UNPROCESSABLE_ENTITY {
-        "422: Invalid query string".to_string()
-    } else {
-        detail
-    };
-    let mut problem = problem_response(status, "about:blank", None, &detail);
-    if let Some(allow) = parts.headers.remove(header::ALLOW) {
-        problem.headers_mut().insert(header::ALLOW, allow);
-    }
-    parts.headers.remove(header::CONTENT_LENGTH);
-    problem
-}
-
-async fn with_problem_base(response: Response, base: &str) -> Response {
-    use http_body_util::BodyExt;
-    if base.is_empty() {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
-        return Response::from_parts(parts, Body::empty());
-    };
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Response::from_parts(parts, Body::from(bytes));
-    };
-    if let (Some(title), Some(obj)) = (
-        value
-            .get("title")
-            .and_then(|t| t.as_str())
-            .map(str::to_string),
-        value.as_object_mut(),
-    ) {
-        let fragment = title.to_lowercase().replace('_', "-");
-        obj.insert(
-            "type".into(),
-            serde_json::Value::String(format!("{base}#{fragment}")),
-        );
-    }
-    let mut parts = parts;
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(krake_crds::json::to_vec(&value)))
-}
-
 const CORS_METHODS: [&str; 5] = ["DELETE", "GET", "OPTIONS", "POST", "PUT"];
 
 /// CORS as upstream (aiohttp-cors with one configured origin): preflights are answered
@@ -388,10 +299,10 @@ fn preflight(
 ) -> Response {
     let Some(origin) = origin else {
         return Error::CorsRejected("origin header is not specified in the request".into())
-            .to_problem("");
+            .into_response();
     };
     if !origin_ok(origin) {
-        return Error::CorsRejected(format!("origin '{origin}' is not allowed")).to_problem("");
+        return Error::CorsRejected(format!("origin '{origin}' is not allowed")).into_response();
     }
     let method = headers
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
@@ -401,7 +312,7 @@ fn preflight(
         return Error::CorsRejected(format!(
             "request method '{method}' is not allowed for '{origin}' origin"
         ))
-        .to_problem("");
+        .into_response();
     }
     let mut response = StatusCode::OK.into_response();
     let h = response.headers_mut();
@@ -438,14 +349,12 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
             next.run(request).await
         }
         Err(e) => {
-            let mut response = e.to_problem("");
             if let Error::Unauthorized(reason) = &e {
                 // Upstream also uses the reason as the HTTP reason phrase; HTTP/1.1 clients
                 // only see the standard phrase, the body carries the detail.
                 tracing::debug!(reason = %reason, "unauthenticated request");
             }
-            response.headers_mut().remove(header::CONTENT_LENGTH);
-            response
+            e.into_response()
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Kind-specific subresources: bindings (scheduler decisions) and the Application hook
-//! endpoints `complete`, `shutdown` and `retry` (spec §5.6, §5.7).
+//! endpoints `complete`, `shutdown` and `retry`, with upstream's semantics.
 
 use axum::Extension;
 use axum::extract::State;
@@ -12,10 +12,11 @@ use krake_crds::kubernetes::{
 use krake_crds::openstack::{MagnumCluster, MagnumClusterBinding};
 use krake_crds::{Resource, ResourceRef, Timestamp, decode_request};
 
+use super::params::{Params, PathParams, parse_json, url_name};
+use super::state::{AppState, authorize_route, object_response};
 use crate::auth::{Caller, Verb};
 use crate::error::Error;
-use crate::resources::{Params, PathParams, authorize_route, parse_json};
-use crate::state::{AppState, Loaded, object_response};
+use crate::storage::codec::Loaded;
 
 fn authorize_sub<R: Resource>(
     state: &AppState,
@@ -25,11 +26,7 @@ fn authorize_sub<R: Resource>(
 ) -> Result<(Option<String>, String), Error> {
     let resource = format!("{}/{}", R::PLURAL, sub);
     let namespace = authorize_route::<R>(state, caller, params, &resource, Verb::Update)?;
-    let name = params
-        .get("name")
-        .cloned()
-        .ok_or_else(|| Error::Internal("route without {name}".into()))?;
-    Ok((namespace, name))
+    Ok((namespace, url_name(params)?.to_string()))
 }
 
 /// Load, change and conditionally write an object, retrying on concurrent writes.
@@ -40,13 +37,15 @@ async fn modify<R: Resource>(
     change: impl Fn(&mut R) -> Result<(), Error>,
 ) -> Result<Response, Error> {
     state
+        .objects
         .retrying(|| async {
             let Loaded {
                 mut object,
                 revision,
-            } = state.load::<R>(namespace, name).await?;
+            } = state.objects.load::<R>(namespace, name).await?;
             change(&mut object)?;
             Ok(state
+                .objects
                 .write(&mut object, revision)
                 .await?
                 .map(|_| object_response(&object)))
@@ -107,6 +106,7 @@ pub async fn magnum_cluster_binding(
 ) -> Result<Response, Error> {
     let (namespace, name) = authorize_sub::<MagnumCluster>(&state, &caller, &params, "binding")?;
     state
+        .objects
         .load::<MagnumCluster>(namespace.as_deref(), &name)
         .await?;
     let binding: MagnumClusterBinding = decode_request(parse_json(&body)?)?;

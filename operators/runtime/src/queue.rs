@@ -445,6 +445,7 @@ mod tests {
                 "{waited:?} vs {delay:?}"
             );
             q.done(&"a");
+            q.add("a");
             ceilings.push(delay);
         }
         let bounds = [1, 2, 4, 8, 8, 8].map(Duration::from_secs);

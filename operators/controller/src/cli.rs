@@ -207,8 +207,11 @@ impl Common {
     /// The garbage collector configuration.
     pub fn garbage_collector(&self) -> krake_garbage_collector::Config {
         krake_garbage_collector::Config {
-            workers: self.workers,
-            resync_interval: (!self.resync_period.is_zero()).then_some(self.resync_period),
+            controller: krake_runtime::ControllerConfig {
+                concurrency: self.workers,
+                resync_interval: (!self.resync_period.is_zero()).then_some(self.resync_period),
+                ..krake_runtime::ControllerConfig::default()
+            },
             ..krake_garbage_collector::Config::default()
         }
     }
@@ -270,7 +273,10 @@ mod tests {
         assert!(args.command.garbage_collector() && args.command.scheduler());
         assert_eq!(args.common.workers, 3);
         assert_eq!(args.common.log_format, LogFormat::Json);
-        assert_eq!(args.common.garbage_collector().resync_interval, None);
+        assert_eq!(
+            args.common.garbage_collector().controller.resync_interval,
+            None
+        );
         assert_eq!(args.common.scheduler().worker_count, 3);
         assert_eq!(args.common.api_url, "http://localhost:8080");
         assert!(args.common.validate().is_ok());

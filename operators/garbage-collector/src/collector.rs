@@ -19,8 +19,8 @@ use krake_crds::infrastructure::{
 use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::openstack::{MagnumCluster, Project};
 use krake_runtime::{
-    Action, ApiSource, Backoff, CancellationToken, Change, ControllerMetrics, Metrics, ObjectKey,
-    Readiness, Reflector, ReflectorConfig, WorkQueue, run_workers,
+    Action, ApiSource, CancellationToken, Change, ControllerConfig, ControllerMetrics, Metrics,
+    ObjectRef, Readiness, Reflector, ReflectorConfig, WorkQueue, finalizer, run_workers,
 };
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -32,43 +32,30 @@ use crate::kinds::{CASCADE_DELETION, NodeId, is_cascading, kind_info};
 /// The controller name in logs and metrics.
 pub const NAME: &str = "garbage-collector";
 
-/// Conditional finalizer removals attempted per reconcile before giving up (the key is
-/// then retried with backoff).
-const RELEASE_ATTEMPTS: u32 = 5;
-
 /// DELETE requests sent at once for the dependents of one object.
 const DELETE_CONCURRENCY: usize = 8;
 
 /// How the garbage collector runs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Objects processed at once (at least 1).
-    pub workers: usize,
-    /// Every object in cascade deletion is examined again this often, whatever events
-    /// arrived (level-based safety net). `None` disables.
-    pub resync_interval: Option<Duration>,
+    /// Concurrency, resync interval, per-object backoff and shutdown grace, as for any
+    /// controller. The resync examines every object in cascade deletion again, whatever
+    /// events arrived (level-based safety net).
+    pub controller: ControllerConfig,
     /// An object waiting for its dependents is examined again after this delay at the
     /// latest (normally earlier: whenever a dependent changes or disappears).
     pub wait_requeue: Duration,
-    /// Per-object backoff after failures.
-    pub backoff: Backoff,
-    /// On shutdown, how long running reconciles may take before they are cancelled.
-    pub shutdown_grace: Duration,
     /// Reflector behaviour (backoff, periodic re-list).
     pub reflector: ReflectorConfig,
 }
 
 impl Default for Config {
-    /// 5 workers, resync every 5 minutes, waiting objects looked at again after 30 s at
-    /// the latest, backoff 500 ms doubling to 60 s, 30 s shutdown grace, default
-    /// reflectors.
+    /// The default controller configuration, waiting objects looked at again after
+    /// 30 s at the latest, default reflectors.
     fn default() -> Self {
         Config {
-            workers: 5,
-            resync_interval: Some(Duration::from_secs(300)),
+            controller: ControllerConfig::default(),
             wait_requeue: Duration::from_secs(30),
-            backoff: Backoff::default(),
-            shutdown_grace: Duration::from_secs(30),
             reflector: ReflectorConfig::default(),
         }
     }
@@ -77,10 +64,10 @@ impl Default for Config {
 impl Config {
     /// Check that the configuration can be used.
     pub fn validate(&self) -> Result<()> {
-        if self.workers == 0 {
-            return Err(Error::Config("workers must be at least 1".into()));
+        if self.controller.concurrency == 0 {
+            return Err(Error::Config("concurrency must be at least 1".into()));
         }
-        if self.resync_interval == Some(Duration::ZERO) {
+        if self.controller.resync_interval == Some(Duration::ZERO) {
             return Err(Error::Config(
                 "the resync interval must be positive (or disabled)".into(),
             ));
@@ -218,7 +205,7 @@ impl<R: Resource> KindHandle for Typed<R> {
         let stored = self
             .reflector
             .store()
-            .get(&ObjectKey::new(id.namespace.as_deref(), &id.name));
+            .get(&ObjectRef::new(&id.name).within(id.namespace.as_deref()));
         Box::pin(async move {
             match stored {
                 Some(stored) => release_object(&api, &id, stored.as_ref().clone()).await,
@@ -234,7 +221,7 @@ impl<R: Resource> KindHandle for Typed<R> {
 
     fn wait_synced(&self) -> BoxFuture<'static, ()> {
         let store = self.reflector.store();
-        Box::pin(async move { store.wait_until_synced().await })
+        Box::pin(async move { store.wait_until_ready().await })
     }
 
     fn set_metrics(&self, metrics: &Metrics) {
@@ -242,34 +229,26 @@ impl<R: Resource> KindHandle for Typed<R> {
     }
 }
 
-/// Remove `cascade_deletion` from `obj` (read at some version) with a conditional PUT;
-/// on a conflict read the object again and retry while it is still in cascade deletion.
-async fn release_object<R: Resource>(api: &Api<R>, id: &NodeId, mut obj: R) -> Result<Released> {
-    for _ in 0..RELEASE_ATTEMPTS {
-        if !is_cascading(obj.metadata()) {
-            return Ok(Released::NotNeeded);
-        }
-        // The last finalizer is ours (checked above); the update is conditional on the
-        // version the object was read at.
-        obj.metadata_mut().finalizers.pop();
-        match api.update(&obj).await {
-            Ok(_) => return Ok(Released::Removed),
-            Err(e) if e.is_not_found() => return Ok(Released::Gone),
-            Err(e) if e.is_conflict() => {
-                tracing::debug!(error = %e, "finalizer removal conflicted, reading again");
-                match api.get(id.namespace.as_deref(), &id.name).await {
-                    Ok(fresh) => obj = fresh,
-                    Err(e) if e.is_not_found() => return Ok(Released::Gone),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
+/// Remove `cascade_deletion` from `obj` (read at some version) through the runtime's
+/// [`finalizer()`] helper: only while it is the last finalizer of the deleted object,
+/// with a conditional update retried on conflict. The collector's cleanup (deleting
+/// the dependents) happened in earlier passes; the graph decided that none is left.
+async fn release_object<R: Resource>(api: &Api<R>, id: &NodeId, obj: R) -> Result<Released> {
+    if !is_cascading(obj.metadata()) {
+        return Ok(Released::NotNeeded);
     }
-    Err(Error::Conflicts {
-        object: id.to_string(),
-        attempts: RELEASE_ATTEMPTS,
+    finalizer(api, CASCADE_DELETION, Arc::new(obj), |event| async move {
+        match event {
+            krake_runtime::Event::Cleanup(_) => {
+                tracing::debug!(object = %id, "no dependents left, releasing");
+            }
+            // Not deleted: nothing to collect (unreachable: checked above).
+            krake_runtime::Event::Apply(_) => {}
+        }
+        Ok::<_, Error>(Action::await_change())
     })
+    .await?;
+    Ok(Released::Removed)
 }
 
 type Kinds = HashMap<(&'static str, &'static str), Arc<dyn KindHandle>>;
@@ -335,7 +314,7 @@ async fn reconcile(ctx: Arc<Context>, id: NodeId) -> Result<Action> {
             };
             match kind.release(id.clone()).await? {
                 Released::Removed => {
-                    tracing::info!("no dependents left, removed the {CASCADE_DELETION} finalizer")
+                    tracing::info!("no dependents left, released the {CASCADE_DELETION} finalizer")
                 }
                 Released::Gone => tracing::debug!("object already gone"),
                 Released::NotNeeded => tracing::debug!("object no longer in cascade deletion"),
@@ -345,7 +324,7 @@ async fn reconcile(ctx: Arc<Context>, id: NodeId) -> Result<Action> {
     }
 }
 
-/// The garbage collector (spec §8, with its bugs fixed): cascading deletion along
+/// The garbage collector (Krake's, with its bugs fixed): cascading deletion along
 /// `metadata.owners` through the `cascade_deletion` finalizer.
 ///
 /// It watches the fourteen kinds in all namespaces and keeps the ownership graph of
@@ -377,7 +356,7 @@ impl fmt::Debug for GarbageCollector {
 impl GarbageCollector {
     /// A collector using `client`; nothing runs before [`GarbageCollector::run`].
     pub fn new(client: &Client, config: Config) -> Self {
-        let queue = WorkQueue::new(config.backoff);
+        let queue = WorkQueue::new(config.controller.backoff);
         let shared = Arc::new(Shared {
             graph: Mutex::new(Graph::new()),
             queue,
@@ -467,14 +446,14 @@ impl GarbageCollector {
             controller = NAME,
             objects,
             seconds = started.elapsed().as_secs_f64(),
-            workers = config.workers,
+            concurrency = config.controller.concurrency,
             "every kind listed, ownership graph built; starting workers"
         );
         for id in shared.graph().cascading() {
             shared.queue.add(id);
         }
 
-        if let Some(interval) = config.resync_interval {
+        if let Some(interval) = config.controller.resync_interval {
             let shared = shared.clone();
             let token = background_token.clone();
             background.spawn(async move {
@@ -501,10 +480,10 @@ impl GarbageCollector {
         });
         run_workers(
             shared.queue.clone(),
-            config.workers,
+            config.controller.concurrency,
             metrics,
             shutdown.clone(),
-            config.shutdown_grace,
+            config.controller.shutdown_grace,
             move |id: NodeId| Some(reconcile(ctx.clone(), id)),
         )
         .await;
@@ -550,7 +529,7 @@ mod tests {
         let (_server, client, _dir) = server().await;
         let shared = Arc::new(Shared {
             graph: Mutex::new(Graph::new()),
-            queue: WorkQueue::new(Backoff::default()),
+            queue: WorkQueue::new(krake_runtime::Backoff::default()),
         });
         let roles = Typed::<Role>::new(&client, &ReflectorConfig::default(), &shared);
         roles.delete(id("ghost")).await.unwrap();
@@ -565,10 +544,9 @@ mod tests {
         let mut last = api.get(None, "r").await.unwrap();
         last.metadata.finalizers.clear();
         api.update(&last).await.unwrap();
-        assert_eq!(
-            release_object(&api, &id("r"), stale).await.unwrap(),
-            Released::Gone
-        );
+        // The conditional update finds nothing: no error, nothing recreated.
+        release_object(&api, &id("r"), stale).await.unwrap();
+        assert!(api.get(None, "r").await.unwrap_err().is_not_found());
     }
 
     #[tokio::test]
@@ -595,10 +573,9 @@ mod tests {
         let now = api.get(None, "r").await.unwrap();
         assert_eq!(now.metadata.finalizers, ["other"]);
         assert_eq!(now.metadata.labels.get("touched"), Some(&"yes".into()));
-        // Already released: nothing to do.
-        assert_eq!(
-            release_object(&api, &id("r"), stale).await.unwrap(),
-            Released::NotNeeded
-        );
+        // Already released: nothing to do (the finalizer of the next owner stays).
+        release_object(&api, &id("r"), stale).await.unwrap();
+        let now = api.get(None, "r").await.unwrap();
+        assert_eq!(now.metadata.finalizers, ["other"]);
     }
 }

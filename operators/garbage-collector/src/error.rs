@@ -20,6 +20,17 @@ pub enum Error {
     },
 }
 
+impl From<krake_runtime::FinalizerError<Error>> for Error {
+    fn from(error: krake_runtime::FinalizerError<Error>) -> Self {
+        use krake_runtime::FinalizerError;
+        match error {
+            FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+            FinalizerError::Update(e) => Error::Client(e),
+            FinalizerError::Conflicts { object, attempts } => Error::Conflicts { object, attempts },
+        }
+    }
+}
+
 impl krake_runtime::ReconcileError for Error {
     fn kind(&self) -> String {
         match self {

@@ -34,7 +34,7 @@ const fn info<R: Resource>() -> KindInfo {
     }
 }
 
-/// The fourteen kinds the collector watches (spec §8.1).
+/// The fourteen kinds the collector watches (every Krake kind).
 pub const KINDS: [KindInfo; 14] = [
     info::<Role>(),
     info::<RoleBinding>(),

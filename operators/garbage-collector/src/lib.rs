@@ -1,4 +1,4 @@
-//! The Krake garbage collector (spec §8): cascading deletion along `metadata.owners`
+//! The Krake garbage collector: cascading deletion along `metadata.owners`
 //! through the `cascade_deletion` finalizer.
 //!
 //! * [`graph`]: the in-memory ownership graph and the pure cascade decision

@@ -15,7 +15,7 @@ use krake_crds::infrastructure::Cloud;
 use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::{Metadata, Resource, ResourceRef};
 use krake_garbage_collector::{Config, GarbageCollector};
-use krake_runtime::{Backoff, CancellationToken, ControllerMetrics, Readiness};
+use krake_runtime::{Backoff, CancellationToken, ControllerConfig, ControllerMetrics, Readiness};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -56,11 +56,13 @@ struct Gc {
 impl Gc {
     async fn start(client: &Client) -> Gc {
         let config = Config {
-            workers: 3,
-            resync_interval: None,
+            controller: ControllerConfig {
+                concurrency: 3,
+                resync_interval: None,
+                backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(2)),
+                shutdown_grace: Duration::from_secs(5),
+            },
             wait_requeue: Duration::from_secs(600),
-            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(2)),
-            shutdown_grace: Duration::from_secs(5),
             ..Config::default()
         };
         let gc = GarbageCollector::new(client, config);

@@ -148,7 +148,8 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
     }
 
     /// Record a failure of `key` and queue it again after its backoff delay, which
-    /// doubles with each consecutive failure up to the cap. Returns the delay.
+    /// doubles with each consecutive failure up to the cap (jittered if the queue's
+    /// [`Backoff`] is). Returns the delay.
     pub fn requeue_with_backoff(&self, key: K) -> Duration {
         let mut st = self.lock();
         let failures = {
@@ -319,8 +320,11 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Exact delays, so that tests can check instants.
     fn queue() -> WorkQueue<&'static str> {
-        WorkQueue::new(Backoff::new(Duration::from_secs(1), Duration::from_secs(8)))
+        WorkQueue::new(
+            Backoff::new(Duration::from_secs(1), Duration::from_secs(8)).without_jitter(),
+        )
     }
 
     /// The next key if one is ready without waiting.
@@ -421,6 +425,36 @@ mod tests {
         let delay = q.requeue_with_backoff(key);
         q.done(&key);
         assert_eq!(delay, Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jittered_backoff_retries_within_bounds_at_the_returned_delay() {
+        let q = WorkQueue::new(Backoff::new(Duration::from_secs(1), Duration::from_secs(8)));
+        q.add("a");
+        let mut ceilings = Vec::new();
+        for _ in 0..6 {
+            let key = q.get().await.unwrap();
+            let start = Instant::now();
+            let delay = q.requeue_with_backoff(key);
+            q.done(&key);
+            assert_eq!(q.get().await, Some("a"));
+            // Retried after the returned delay (the timer rounds up to the millisecond).
+            let waited = start.elapsed();
+            assert!(
+                waited >= delay && waited <= delay + Duration::from_millis(1),
+                "{waited:?} vs {delay:?}"
+            );
+            q.done(&"a");
+            q.add("a");
+            ceilings.push(delay);
+        }
+        let bounds = [1, 2, 4, 8, 8, 8].map(Duration::from_secs);
+        for (delay, ceiling) in ceilings.iter().zip(bounds) {
+            assert!(
+                *delay <= ceiling && *delay >= ceiling / 2,
+                "{delay:?} vs {ceiling:?}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

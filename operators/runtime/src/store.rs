@@ -1,8 +1,10 @@
-//! The in-memory cache a reflector fills: a map from [`ObjectKey`] to the latest known
+//! The in-memory cache a reflector fills: a map from [`ObjectRef`] to the latest known
 //! version of every object of one kind.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -10,39 +12,87 @@ use krake_client::WatchEvent;
 use krake_crds::Resource;
 use tokio::sync::watch;
 
-/// Identifies an object of one kind: its namespace (`None` for global kinds) and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectKey {
+/// A typed reference to an object of kind `R`: its namespace (`None` for global kinds)
+/// and name, the kind being the type (kube-runtime's `ObjectRef`). The keys of stores,
+/// controller queues and watch mappings.
+pub struct ObjectRef<R> {
     /// Namespace; `None` for global kinds.
     pub namespace: Option<String>,
     /// Name.
     pub name: String,
+    kind: PhantomData<fn() -> R>,
 }
 
-impl ObjectKey {
-    /// A key from its parts.
-    pub fn new(namespace: Option<&str>, name: &str) -> Self {
-        ObjectKey {
-            namespace: namespace.map(str::to_string),
+impl<R: Resource> ObjectRef<R> {
+    /// A reference to the object named `name` (in no namespace until [`ObjectRef::within`]).
+    pub fn new(name: &str) -> Self {
+        ObjectRef {
+            namespace: None,
             name: name.to_string(),
+            kind: PhantomData,
         }
     }
 
-    /// The key of `obj`. The namespace of global kinds is ignored (always `None`).
-    pub fn of<R: Resource>(obj: &R) -> Self {
+    /// The same reference in `namespace`; ignored for global kinds (their objects have
+    /// no namespace), and an empty namespace is none.
+    pub fn within(mut self, namespace: Option<&str>) -> Self {
+        self.namespace = namespace
+            .filter(|ns| R::NAMESPACED && !ns.is_empty())
+            .map(str::to_string);
+        self
+    }
+
+    /// The reference of `obj`.
+    pub fn from_obj(obj: &R) -> Self {
         let meta = obj.metadata();
-        ObjectKey {
-            namespace: if R::NAMESPACED {
-                meta.namespace.clone()
-            } else {
-                None
-            },
-            name: meta.name.clone(),
+        Self::new(&meta.name).within(meta.namespace.as_deref())
+    }
+}
+
+impl<R> Clone for ObjectRef<R> {
+    fn clone(&self) -> Self {
+        ObjectRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            kind: PhantomData,
         }
     }
 }
 
-impl fmt::Display for ObjectKey {
+impl<R> PartialEq for ObjectRef<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.namespace == other.namespace && self.name == other.name
+    }
+}
+
+impl<R> Eq for ObjectRef<R> {}
+
+impl<R> Hash for ObjectRef<R> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.namespace.hash(state);
+        self.name.hash(state);
+    }
+}
+
+impl<R> PartialOrd for ObjectRef<R> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<R> Ord for ObjectRef<R> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.namespace, &self.name).cmp(&(&other.namespace, &other.name))
+    }
+}
+
+impl<R: Resource> fmt::Debug for ObjectRef<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectRef<{}/{}>({self})", R::API, R::KIND)
+    }
+}
+
+impl<R> fmt::Display for ObjectRef<R> {
     /// `namespace/name`, or `name` for global kinds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {
@@ -79,21 +129,21 @@ impl<R: Resource> Change<R> {
         }
     }
 
-    /// The key of the object concerned.
-    pub fn key(&self) -> ObjectKey {
-        ObjectKey::of(self.object().as_ref())
+    /// The reference of the object concerned.
+    pub fn object_ref(&self) -> ObjectRef<R> {
+        ObjectRef::from_obj(self.object().as_ref())
     }
 }
 
 struct Shared<R> {
-    objects: RwLock<HashMap<ObjectKey, Arc<R>>>,
+    objects: RwLock<HashMap<ObjectRef<R>, Arc<R>>>,
     synced: watch::Sender<bool>,
     /// Incremented (under the write lock) by every change of `objects`.
     generation: AtomicU64,
 }
 
 impl<R> Shared<R> {
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<ObjectKey, Arc<R>>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<ObjectRef<R>, Arc<R>>> {
         // A panic while holding the lock cannot leave the map half-updated (single
         // insert/remove calls), so a poisoned lock is still usable.
         self.objects.read().unwrap_or_else(|e| e.into_inner())
@@ -105,7 +155,7 @@ impl<R> Shared<R> {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<ObjectKey, Arc<R>>> {
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<ObjectRef<R>, Arc<R>>> {
         self.objects.write().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -135,15 +185,14 @@ impl<R> fmt::Debug for Store<R> {
 }
 
 impl<R: Resource> Store<R> {
-    /// The object with this key.
-    pub fn get(&self, key: &ObjectKey) -> Option<Arc<R>> {
+    /// The object `key` refers to.
+    pub fn get(&self, key: &ObjectRef<R>) -> Option<Arc<R>> {
         self.shared.read().get(key).cloned()
     }
 
     /// The object named `name` in `namespace` (`None` for global kinds).
     pub fn get_named(&self, namespace: Option<&str>, name: &str) -> Option<Arc<R>> {
-        let key = ObjectKey::new(if R::NAMESPACED { namespace } else { None }, name);
-        self.get(&key)
+        self.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// Every object, in no particular order.
@@ -161,8 +210,8 @@ impl<R: Resource> Store<R> {
             .collect()
     }
 
-    /// Every key.
-    pub fn keys(&self) -> Vec<ObjectKey> {
+    /// The reference of every object.
+    pub fn keys(&self) -> Vec<ObjectRef<R>> {
         self.shared.read().keys().cloned().collect()
     }
 
@@ -189,8 +238,9 @@ impl<R: Resource> Store<R> {
         *self.shared.synced.borrow()
     }
 
-    /// Wait until [`Store::is_synced`].
-    pub async fn wait_until_synced(&self) {
+    /// Wait until [`Store::is_synced`] (kube-runtime's name: the store is ready to be
+    /// read once it holds a complete list).
+    pub async fn wait_until_ready(&self) {
         let mut rx = self.shared.synced.subscribe();
         // The sender lives in `self.shared`, so it cannot be dropped while we wait.
         let _ = rx.wait_for(|synced| *synced).await;
@@ -245,7 +295,7 @@ impl<R: Resource> Writer<R> {
         match event {
             WatchEvent::Added(obj) | WatchEvent::Modified(obj) => self.upsert(obj),
             WatchEvent::Deleted(obj) => {
-                let key = ObjectKey::of(&obj);
+                let key = ObjectRef::from_obj(&obj);
                 let mut map = self.shared.write();
                 let old = map.remove(&key);
                 old.map(|_| {
@@ -258,7 +308,7 @@ impl<R: Resource> Writer<R> {
 
     /// Insert or replace one object; `None` when an equal object was already stored.
     pub fn upsert(&mut self, obj: R) -> Option<Change<R>> {
-        let key = ObjectKey::of(&obj);
+        let key = ObjectRef::from_obj(&obj);
         let mut map = self.shared.write();
         match map.get(&key) {
             Some(old) if **old == obj => None,
@@ -281,11 +331,11 @@ impl<R: Resource> Writer<R> {
     /// Replace the whole content with a fresh list; returns the differences
     /// (additions, modifications, then deletions of objects absent from the list).
     pub fn replace(&mut self, items: Vec<R>) -> Vec<Change<R>> {
-        let mut fresh: HashMap<ObjectKey, Arc<R>> = HashMap::with_capacity(items.len());
+        let mut fresh: HashMap<ObjectRef<R>, Arc<R>> = HashMap::with_capacity(items.len());
         let mut changes = Vec::new();
         let mut map = self.shared.write();
         for obj in items {
-            let key = ObjectKey::of(&obj);
+            let key = ObjectRef::from_obj(&obj);
             match map.remove(&key) {
                 Some(old) if *old == obj => {
                     fresh.insert(key, old);
@@ -370,7 +420,7 @@ mod tests {
 
         let waiter = tokio::spawn({
             let store = store.clone();
-            async move { store.wait_until_synced().await }
+            async move { store.wait_until_ready().await }
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
@@ -414,8 +464,23 @@ mod tests {
     }
 
     #[test]
-    fn keys_display() {
-        assert_eq!(ObjectKey::new(Some("ns"), "a").to_string(), "ns/a");
-        assert_eq!(ObjectKey::new(None, "a").to_string(), "a");
+    fn references_display_and_normalise_namespaces() {
+        use krake_crds::kubernetes::Application;
+        let app = ObjectRef::<Application>::new("a").within(Some("ns"));
+        assert_eq!(app.to_string(), "ns/a");
+        assert_eq!(
+            format!("{app:?}"),
+            "ObjectRef<kubernetes/Application>(ns/a)"
+        );
+        assert_eq!(
+            ObjectRef::<Application>::new("a")
+                .within(Some(""))
+                .namespace,
+            None
+        );
+        // Global kinds have no namespace, whatever the caller passes.
+        let global = ObjectRef::<Role>::new("a").within(Some("ns"));
+        assert_eq!(global.to_string(), "a");
+        assert_eq!(global, ObjectRef::from_obj(&role("a", "1")));
     }
 }

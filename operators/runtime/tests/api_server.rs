@@ -15,7 +15,7 @@ use krake_crds::core::Role;
 use krake_e2e::api_server::free_port;
 use krake_runtime::{
     Action, ApiSource, Backoff, CancellationToken, Controller, ControllerConfig, Metrics,
-    OpsServer, Readiness, Reflector, ReflectorConfig, prometheus_client,
+    OpsServer, Readiness, Reflector, ReflectorConfig, default_error_policy, prometheus_client,
 };
 use serde_json::json;
 
@@ -112,7 +112,7 @@ async fn reflector_resumes_across_restarts_and_relists_after_compaction() {
         let s = shutdown.clone();
         async move { r.run(s).await }
     });
-    cache.wait_until_synced().await;
+    cache.wait_until_ready().await;
     assert_eq!(names(&cache), ["a", "b"]);
     roles
         .create(&Role::new(Metadata::named("c"), vec![]))
@@ -196,7 +196,7 @@ async fn label_roles(
 
 fn controller_config() -> ControllerConfig {
     ControllerConfig {
-        workers: 2,
+        concurrency: 2,
         resync_interval: Some(Duration::from_secs(1)),
         backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(500)),
         shutdown_grace: Duration::from_secs(5),
@@ -249,7 +249,11 @@ async fn controller_repairs_changes_made_while_stopped_and_on_resync() {
     // First run: everything labelled.
     let shutdown = CancellationToken::new();
     let controller = Controller::new("labeller", Reflector::all(&client), controller_config());
-    let run = tokio::spawn(controller.run(label_roles, ctx.clone(), shutdown.clone()));
+    let run = tokio::spawn(
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(label_roles, default_error_policy, ctx.clone()),
+    );
     eventually_async("labelled v1", || {
         let roles = roles.clone();
         let check = all("v1");
@@ -271,7 +275,11 @@ async fn controller_repairs_changes_made_while_stopped_and_on_resync() {
     // A new controller repairs both from the initial list.
     let shutdown = CancellationToken::new();
     let controller = Controller::new("labeller", Reflector::all(&client), controller_config());
-    let run = tokio::spawn(controller.run(label_roles, ctx.clone(), shutdown.clone()));
+    let run = tokio::spawn(
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(label_roles, default_error_policy, ctx.clone()),
+    );
     eventually_async("repaired after restart", || {
         let roles = roles.clone();
         let check = all("v1");
@@ -325,7 +333,11 @@ async fn ops_endpoints_follow_the_controller() {
     };
 
     let ctx = Arc::new((client.api::<Role>(), Mutex::new("v1".to_string())));
-    let run = tokio::spawn(controller.run(label_roles, ctx, shutdown.clone()));
+    let run = tokio::spawn(
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(label_roles, default_error_policy, ctx),
+    );
 
     // No API server yet: alive, not ready.
     assert_eq!(get("/livez").await.status.as_u16(), 200);
@@ -370,4 +382,83 @@ async fn ops_endpoints_follow_the_controller() {
     run.await.unwrap();
     ops.wait().await.unwrap();
     server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn finalizer_acts_only_when_its_finalizer_is_last_and_pops_it_conditionally() {
+    use krake_runtime::finalizer::{Event, add_finalizer, finalizer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = krake_api_server::start(Config::for_embedded(dir.path()))
+        .await
+        .unwrap();
+    let client = api_client(server.addr.port());
+    let roles = client.api::<Role>();
+    const MINE: &str = "mine";
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let run = |obj: Role| {
+        let roles = roles.clone();
+        let seen = seen.clone();
+        async move {
+            finalizer(&roles, MINE, Arc::new(obj), |event| async move {
+                let what = match &event {
+                    Event::Apply(o) => format!("apply {}", o.metadata.name),
+                    Event::Cleanup(o) => format!("cleanup {}", o.metadata.name),
+                };
+                seen.lock().unwrap().push(what);
+                Ok::<_, krake_client::Error>(Action::requeue(Duration::from_secs(7)))
+            })
+            .await
+        }
+    };
+
+    // Not deleted: Apply, and the finalizer is not added.
+    let created = roles
+        .create(&Role::new(Metadata::named("r"), vec![]))
+        .await
+        .unwrap();
+    assert_eq!(
+        run(created.clone()).await.unwrap(),
+        Action::requeue(Duration::from_secs(7))
+    );
+    assert!(
+        roles
+            .get(None, "r")
+            .await
+            .unwrap()
+            .metadata
+            .finalizers
+            .is_empty()
+    );
+    // The controller adds it itself, once.
+    let added = add_finalizer(&roles, MINE, &created).await.unwrap();
+    let again = add_finalizer(&roles, MINE, &added).await.unwrap();
+    assert_eq!(again.metadata.finalizers, [MINE]);
+
+    // Deleted: the API appends cascade_deletion, which is now last: not our turn.
+    let deleted = roles.delete(None, "r", false).await.unwrap();
+    assert_eq!(deleted.metadata.finalizers, [MINE, "cascade_deletion"]);
+    assert_eq!(run(deleted).await.unwrap(), Action::await_change());
+    assert_eq!(seen.lock().unwrap().as_slice(), ["apply r"]);
+
+    // Once cascade_deletion is gone, ours is last: Cleanup, then popped, although the
+    // copy we hold is stale (a conditional update that conflicts is retried).
+    let mut current = roles.get(None, "r").await.unwrap();
+    current.metadata.finalizers.pop();
+    let stale = roles.update(&current).await.unwrap();
+    let mut fresh = stale.clone();
+    fresh.metadata.finalizers = vec![MINE.into()];
+    fresh.metadata.labels.insert("touched".into(), json!("yes"));
+    // A concurrent writer may only remove finalizers: relabel through the labels alone.
+    roles.update(&fresh).await.unwrap();
+    assert_eq!(
+        run(stale.clone()).await.unwrap(),
+        Action::requeue(Duration::from_secs(7))
+    );
+    assert_eq!(seen.lock().unwrap().as_slice(), ["apply r", "cleanup r"]);
+    // No finalizer left: the API removed the object.
+    assert!(roles.get(None, "r").await.unwrap_err().is_not_found());
+    // A stale copy of an object already released or gone: cleanup runs again (it must
+    // be idempotent), the removal finds nothing to do.
+    run(stale).await.unwrap();
 }

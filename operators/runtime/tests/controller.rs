@@ -11,8 +11,8 @@ use common::{FakeApi, role};
 use krake_crds::core::{Role, RoleBinding};
 use krake_runtime::prometheus_client;
 use krake_runtime::{
-    Action, Backoff, CancellationToken, Change, Controller, ControllerConfig, Metrics, ObjectKey,
-    ReconcileError, Reflector, ReflectorConfig,
+    Action, Backoff, CancellationToken, Change, Controller, ControllerConfig, Metrics, ObjectRef,
+    ReconcileError, Reflector, ReflectorConfig, default_error_policy,
 };
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -36,18 +36,19 @@ fn reflector<R: krake_crds::Resource>(api: &FakeApi<R>) -> Reflector<R> {
     Reflector::new(
         api.clone(),
         ReflectorConfig {
-            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)).without_jitter(),
             relist_interval: None,
             healthy_watch: Duration::from_secs(10),
         },
     )
 }
 
-fn config(workers: usize) -> ControllerConfig {
+/// Exact backoff delays, so that tests can check instants.
+fn config(concurrency: usize) -> ControllerConfig {
     ControllerConfig {
-        workers,
+        concurrency,
         resync_interval: None,
-        backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(4)),
+        backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(4)).without_jitter(),
         shutdown_grace: Duration::from_secs(30),
     }
 }
@@ -112,23 +113,25 @@ async fn events_for_a_key_in_flight_are_coalesced_and_never_concurrent() {
         let log = log.clone();
         let started = started.clone();
         let shutdown = shutdown.clone();
-        controller.run(
-            move |obj: Arc<Role>, _ctx: Arc<()>| {
-                let log = log.clone();
-                let started = started.clone();
-                async move {
-                    log.enter(&obj.metadata.name, start);
-                    if obj.metadata.name == "a" {
-                        started.notify_one();
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    let started = started.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        if obj.metadata.name == "a" {
+                            started.notify_one();
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        log.leave(&obj.metadata.name);
+                        Ok::<_, TestError>(Action::await_change())
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    log.leave(&obj.metadata.name);
-                    Ok::<_, TestError>(Action::await_change())
-                }
-            },
-            Arc::new(()),
-            shutdown,
-        )
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
 
     started.notified().await;
@@ -160,19 +163,21 @@ async fn concurrency_is_bounded_by_the_worker_count() {
     let controller = Controller::new("bounded", reflector(&api), config(3));
     let task = tokio::spawn({
         let log = log.clone();
-        controller.run(
-            move |obj: Arc<Role>, _ctx: Arc<()>| {
-                let log = log.clone();
-                async move {
-                    log.enter(&obj.metadata.name, start);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    log.leave(&obj.metadata.name);
-                    Ok::<_, TestError>(Action::await_change())
-                }
-            },
-            Arc::new(()),
-            shutdown.clone(),
-        )
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        log.leave(&obj.metadata.name);
+                        Ok::<_, TestError>(Action::await_change())
+                    }
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(log.max_running.load(Ordering::SeqCst), 3);
@@ -203,26 +208,28 @@ async fn failures_back_off_exponentially_up_to_the_cap_and_reset_on_success() {
     let task = tokio::spawn({
         let log = log.clone();
         let failures_left = failures_left.clone();
-        controller.run(
-            move |obj: Arc<Role>, _ctx: Arc<()>| {
-                let log = log.clone();
-                let failures_left = failures_left.clone();
-                async move {
-                    log.enter(&obj.metadata.name, start);
-                    log.leave(&obj.metadata.name);
-                    if failures_left
-                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                        .is_ok()
-                    {
-                        Err(TestError("boom"))
-                    } else {
-                        Ok(Action::await_change())
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    let failures_left = failures_left.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        log.leave(&obj.metadata.name);
+                        if failures_left
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok()
+                        {
+                            Err(TestError("boom"))
+                        } else {
+                            Ok(Action::await_change())
+                        }
                     }
-                }
-            },
-            Arc::new(()),
-            shutdown.clone(),
-        )
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
 
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -263,22 +270,24 @@ async fn changes_during_backoff_wait_for_the_retry() {
     let start = Instant::now();
     let shutdown = CancellationToken::new();
     let mut cfg = config(1);
-    cfg.backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(60));
+    cfg.backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(60)).without_jitter();
     let controller = Controller::new("deferred", reflector(&api), cfg);
     let task = tokio::spawn({
         let log = log.clone();
-        controller.run(
-            move |obj: Arc<Role>, _ctx: Arc<()>| {
-                let log = log.clone();
-                async move {
-                    log.enter(&obj.metadata.name, start);
-                    log.leave(&obj.metadata.name);
-                    Err::<Action, _>(TestError("always"))
-                }
-            },
-            Arc::new(()),
-            shutdown.clone(),
-        )
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        log.leave(&obj.metadata.name);
+                        Err::<Action, _>(TestError("always"))
+                    }
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
     // A change (e.g. the controller's own status write) does not cut the 10 s wait.
@@ -299,18 +308,20 @@ async fn requeue_after_reconciles_again() {
     let controller = Controller::new("requeue", reflector(&api), config(1));
     let task = tokio::spawn({
         let log = log.clone();
-        controller.run(
-            move |obj: Arc<Role>, _ctx: Arc<()>| {
-                let log = log.clone();
-                async move {
-                    log.enter(&obj.metadata.name, start);
-                    log.leave(&obj.metadata.name);
-                    Ok::<_, TestError>(Action::requeue(Duration::from_secs(10)))
-                }
-            },
-            Arc::new(()),
-            shutdown.clone(),
-        )
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        log.leave(&obj.metadata.name);
+                        Ok::<_, TestError>(Action::requeue(Duration::from_secs(10)))
+                    }
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
     tokio::time::sleep(Duration::from_secs(25)).await;
     assert_eq!(log.times("a"), vec![0, 10000, 20000]);
@@ -333,20 +344,22 @@ async fn resync_applies_state_no_event_announced() {
     let controller = Controller::new("resync", reflector(&api), cfg);
     let task = tokio::spawn({
         let applied = applied.clone();
-        controller.run(
-            move |obj: Arc<Role>, desired: Arc<AtomicU32>| {
-                let applied = applied.clone();
-                async move {
-                    applied
-                        .lock()
-                        .unwrap()
-                        .insert(obj.metadata.name.clone(), desired.load(Ordering::SeqCst));
-                    Ok::<_, TestError>(Action::await_change())
-                }
-            },
-            desired.clone(),
-            shutdown.clone(),
-        )
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, desired: Arc<AtomicU32>| {
+                    let applied = applied.clone();
+                    async move {
+                        applied
+                            .lock()
+                            .unwrap()
+                            .insert(obj.metadata.name.clone(), desired.load(Ordering::SeqCst));
+                        Ok::<_, TestError>(Action::await_change())
+                    }
+                },
+                default_error_policy,
+                desired.clone(),
+            )
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(applied.lock().unwrap()["a"], 1);
@@ -373,20 +386,22 @@ async fn shutdown_lets_running_reconciles_finish_and_starts_no_new_ones() {
     let task = tokio::spawn({
         let finished = finished.clone();
         let started = started.clone();
-        controller.run(
-            move |obj: Arc<Role>, _ctx: Arc<()>| {
-                let finished = finished.clone();
-                let started = started.clone();
-                async move {
-                    started.notify_one();
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    finished.lock().unwrap().push(obj.metadata.name.clone());
-                    Ok::<_, TestError>(Action::await_change())
-                }
-            },
-            Arc::new(()),
-            shutdown.clone(),
-        )
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let finished = finished.clone();
+                    let started = started.clone();
+                    async move {
+                        started.notify_one();
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        finished.lock().unwrap().push(obj.metadata.name.clone());
+                        Ok::<_, TestError>(Action::await_change())
+                    }
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
     started.notified().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -411,20 +426,22 @@ async fn shutdown_grace_cancels_stuck_reconciles() {
     let task = tokio::spawn({
         let finished = finished.clone();
         let started = started.clone();
-        controller.run(
-            move |_obj: Arc<Role>, _ctx: Arc<()>| {
-                let finished = finished.clone();
-                let started = started.clone();
-                async move {
-                    started.notify_one();
-                    tokio::time::sleep(Duration::from_secs(1000)).await;
-                    finished.store(true, Ordering::SeqCst);
-                    Ok::<_, TestError>(Action::await_change())
-                }
-            },
-            Arc::new(()),
-            shutdown.clone(),
-        )
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |_obj: Arc<Role>, _ctx: Arc<()>| {
+                    let finished = finished.clone();
+                    let started = started.clone();
+                    async move {
+                        started.notify_one();
+                        tokio::time::sleep(Duration::from_secs(1000)).await;
+                        finished.store(true, Ordering::SeqCst);
+                        Ok::<_, TestError>(Action::await_change())
+                    }
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
     started.notified().await;
     let cancelled_at = Instant::now();
@@ -447,18 +464,20 @@ async fn workers_wait_for_the_first_list_and_readiness_follows() {
     assert!(!controller.ready());
     let task = tokio::spawn({
         let log = log.clone();
-        controller.run(
-            move |obj: Arc<Role>, _ctx: Arc<()>| {
-                let log = log.clone();
-                async move {
-                    log.enter(&obj.metadata.name, start);
-                    log.leave(&obj.metadata.name);
-                    Ok::<_, TestError>(Action::await_change())
-                }
-            },
-            Arc::new(()),
-            shutdown.clone(),
-        )
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        log.leave(&obj.metadata.name);
+                        Ok::<_, TestError>(Action::await_change())
+                    }
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
     tokio::time::sleep(Duration::from_millis(2900)).await;
     assert!(!readiness.is_ready());
@@ -481,21 +500,23 @@ async fn panics_are_retried_with_backoff() {
     let metrics = controller.metrics().clone();
     let task = tokio::spawn({
         let log = log.clone();
-        controller.run(
-            move |obj: Arc<Role>, _ctx: Arc<()>| {
-                let log = log.clone();
-                async move {
-                    log.enter(&obj.metadata.name, start);
-                    log.leave(&obj.metadata.name);
-                    if log.count("a") < 3 {
-                        panic!("reconcile bug");
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        log.leave(&obj.metadata.name);
+                        if log.count("a") < 3 {
+                            panic!("reconcile bug");
+                        }
+                        Ok::<_, TestError>(Action::await_change())
                     }
-                    Ok::<_, TestError>(Action::await_change())
-                }
-            },
-            Arc::new(()),
-            shutdown.clone(),
-        )
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(log.times("a"), vec![0, 1000, 3000]);
@@ -517,21 +538,23 @@ async fn vanished_objects_are_skipped() {
     let metrics = controller.metrics().clone();
     let task = tokio::spawn({
         let log = log.clone();
-        controller.run(
-            move |obj: Arc<Role>, _ctx: Arc<()>| {
-                let log = log.clone();
-                async move {
-                    log.enter(&obj.metadata.name, start);
-                    log.leave(&obj.metadata.name);
-                    Ok::<_, TestError>(Action::await_change())
-                }
-            },
-            Arc::new(()),
-            shutdown.clone(),
-        )
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        log.leave(&obj.metadata.name);
+                        Ok::<_, TestError>(Action::await_change())
+                    }
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
-    queue.add(ObjectKey::new(None, "ghost"));
+    queue.add(ObjectRef::new("ghost"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(log.count("ghost"), 0);
     assert_eq!(metrics.counts(), (1, 0, 1));
@@ -556,24 +579,26 @@ async fn changes_of_a_watched_kind_queue_the_mapped_keys() {
                 .object()
                 .roles
                 .iter()
-                .map(|r| ObjectKey::new(None, r))
+                .map(|r| ObjectRef::new(r))
                 .collect()
         },
     );
     let task = tokio::spawn({
         let log = log.clone();
-        controller.run(
-            move |obj: Arc<Role>, _ctx: Arc<()>| {
-                let log = log.clone();
-                async move {
-                    log.enter(&obj.metadata.name, start);
-                    log.leave(&obj.metadata.name);
-                    Ok::<_, TestError>(Action::await_change())
-                }
-            },
-            Arc::new(()),
-            shutdown.clone(),
-        )
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        log.leave(&obj.metadata.name);
+                        Ok::<_, TestError>(Action::await_change())
+                    }
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(log.count("admin"), 0, "waits for the bindings reflector");
@@ -588,6 +613,279 @@ async fn changes_of_a_watched_kind_queue_the_mapped_keys() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(log.count("viewer"), 2);
     assert_eq!(log.count("admin"), 1);
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+/// Run `controller` until `shutdown`, logging every reconcile of a role in `log`.
+fn spawn_logged(
+    controller: Controller<Role>,
+    log: &Arc<Log>,
+    start: Instant,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let log = log.clone();
+    tokio::spawn(
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        log.leave(&obj.metadata.name);
+                        Ok::<_, TestError>(Action::await_change())
+                    }
+                },
+                default_error_policy,
+                Arc::new(()),
+            ),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_error_policy_chooses_what_follows_a_failure() {
+    let api = FakeApi::<Role>::new();
+    api.put(role("fixed", "0"));
+    api.put(role("never", "0"));
+    let log = Arc::new(Log::default());
+    let policy_calls = Arc::new(Mutex::new(Vec::<String>::new()));
+    let start = Instant::now();
+    let shutdown = CancellationToken::new();
+    // The backoff would retry after 1, 2, 4 s: the policy overrides it.
+    let controller = Controller::new("policy", reflector(&api), config(2));
+    let task = tokio::spawn({
+        let log = log.clone();
+        let policy_calls = policy_calls.clone();
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<u64>| {
+                    let log = log.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        log.leave(&obj.metadata.name);
+                        Err::<Action, _>(TestError("boom"))
+                    }
+                },
+                move |obj: Arc<Role>, error: &TestError, ctx: Arc<u64>| {
+                    policy_calls
+                        .lock()
+                        .unwrap()
+                        .push(format!("{} {error} {ctx}", obj.metadata.name));
+                    match obj.metadata.name.as_str() {
+                        "fixed" => Action::requeue(Duration::from_secs(*ctx)),
+                        _ => Action::await_change(),
+                    }
+                },
+                Arc::new(3),
+            )
+    });
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(log.times("fixed"), vec![0, 3000, 6000, 9000]);
+    assert_eq!(log.times("never"), vec![0], "await_change: no retry");
+    assert!(
+        policy_calls
+            .lock()
+            .unwrap()
+            .contains(&"never boom 3".to_string())
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_error_policy_backs_off_with_jitter_within_bounds() {
+    let api = FakeApi::<Role>::new();
+    api.put(role("a", "0"));
+    let log = Arc::new(Log::default());
+    let start = Instant::now();
+    let shutdown = CancellationToken::new();
+    let mut cfg = config(1);
+    cfg.backoff = Backoff::new(Duration::from_secs(8), Duration::from_secs(64));
+    let controller = Controller::new("jitter", reflector(&api), cfg);
+    let task = tokio::spawn({
+        let log = log.clone();
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |obj: Arc<Role>, _ctx: Arc<()>| {
+                    let log = log.clone();
+                    async move {
+                        log.enter(&obj.metadata.name, start);
+                        log.leave(&obj.metadata.name);
+                        Err::<Action, _>(TestError("boom"))
+                    }
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
+    });
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let times = log.times("a");
+    assert!(times.len() >= 4, "{times:?}");
+    for (i, ceiling) in [8000, 16000, 32000].into_iter().enumerate() {
+        let waited = times[i + 1] - times[i];
+        assert!(
+            waited >= ceiling / 2 && waited <= ceiling,
+            "retry {i} after {waited} ms: {times:?}"
+        );
+    }
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn used_reflectors_gate_the_start_without_queueing_keys() {
+    let roles = FakeApi::<Role>::new();
+    roles.put(role("admin", "0"));
+    let bindings = FakeApi::<RoleBinding>::new();
+    bindings.fail_lists(1);
+    let binding_reflector = reflector(&bindings);
+    let log = Arc::new(Log::default());
+    let start = Instant::now();
+    let shutdown = CancellationToken::new();
+    let controller =
+        Controller::new("uses", reflector(&roles), config(2)).uses(binding_reflector.clone());
+    let readiness = controller.readiness();
+    let task = spawn_logged(controller, &log, start, &shutdown);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!readiness.is_ready());
+    assert_eq!(log.count("admin"), 0, "waits for the bindings reflector");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(readiness.is_ready());
+    assert_eq!(log.times("admin"), vec![1000]);
+
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "b1"}, "users": ["u"], "roles": ["admin"]
+    }))
+    .unwrap();
+    bindings.put(binding);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The reflector runs (its store follows), but its changes queue nothing.
+    assert_eq!(binding_reflector.store().len(), 1);
+    assert_eq!(log.count("admin"), 1);
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn changes_of_owned_children_queue_their_owners() {
+    let roles = FakeApi::<Role>::new();
+    for name in ["owner", "other", "previous"] {
+        roles.put(role(name, "0"));
+    }
+    let bindings = FakeApi::<RoleBinding>::new();
+    let log = Arc::new(Log::default());
+    let start = Instant::now();
+    let shutdown = CancellationToken::new();
+    let controller =
+        Controller::new("owns", reflector(&roles), config(2)).owns(reflector(&bindings));
+    let task = spawn_logged(controller, &log, start, &shutdown);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(log.count("owner"), 1);
+
+    let binding = |owners: serde_json::Value| -> RoleBinding {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "b1", "owners": owners}, "users": ["u"], "roles": ["x"]
+        }))
+        .unwrap()
+    };
+    // Owned by a role, and by an object of another kind named like a role.
+    bindings.put(binding(serde_json::json!([
+        {"api": "core", "kind": "Role", "name": "previous", "namespace": null},
+        {"api": "kubernetes", "kind": "Cluster", "name": "other", "namespace": "ns"}
+    ])));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(log.count("previous"), 2);
+    assert_eq!(log.count("other"), 1, "owners of another kind are not ours");
+    // The owner changes: the new owner and the former one are both concerned.
+    bindings.put(binding(serde_json::json!([
+        {"api": "core", "kind": "Role", "name": "owner", "namespace": null}
+    ])));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(log.count("owner"), 2);
+    assert_eq!(log.count("previous"), 3);
+    // Deletion of the child.
+    bindings.remove("b1");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(log.count("owner"), 3);
+    assert_eq!(log.count("other"), 1);
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn predicates_filter_modifications_of_the_primary() {
+    let api = FakeApi::<Role>::new();
+    api.put(role("a", "0"));
+    let log = Arc::new(Log::default());
+    let start = Instant::now();
+    let shutdown = CancellationToken::new();
+    let controller = Controller::new("predicate", reflector(&api), config(1))
+        .with_predicate(|_old: &Role, new: &Role| new.metadata.labels["v"] != "quiet");
+    let task = spawn_logged(controller, &log, start, &shutdown);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(log.count("a"), 1, "additions are not filtered");
+    api.put(role("a", "quiet"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(log.count("a"), 1);
+    api.put(role("a", "loud"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(log.count("a"), 2);
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_only_changes_can_be_ignored() {
+    use krake_crds::kubernetes::{Application, ApplicationState};
+    use krake_runtime::predicates::ignore_status_changes;
+
+    let api = FakeApi::<Application>::new();
+    let app: Application = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "app", "namespace": "ns"},
+        "spec": {"manifest": [], "constraints": {"cluster": {}}}
+    }))
+    .unwrap();
+    api.put(app.clone());
+    let count = Arc::new(AtomicUsize::new(0));
+    let shutdown = CancellationToken::new();
+    let controller =
+        Controller::new("status", reflector(&api), config(1)).with_predicate(ignore_status_changes);
+    let task = tokio::spawn({
+        let count = count.clone();
+        controller
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+            .run(
+                move |_obj: Arc<Application>, _ctx: Arc<()>| {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    async { Ok::<_, TestError>(Action::await_change()) }
+                },
+                default_error_policy,
+                Arc::new(()),
+            )
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    // The controller's own status write (new resource version, same spec and metadata).
+    let mut status_only = app.clone();
+    status_only.status.state = ApplicationState::Running;
+    api.put(status_only.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "status-only change ignored"
+    );
+    let mut relabelled = status_only;
+    relabelled
+        .metadata
+        .labels
+        .insert("tier".into(), serde_json::json!("gold"));
+    api.put(relabelled);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count.load(Ordering::SeqCst), 2);
     shutdown.cancel();
     task.await.unwrap();
 }

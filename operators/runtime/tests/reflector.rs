@@ -10,9 +10,10 @@ use krake_runtime::{Backoff, CancellationToken, Change, Reflector, ReflectorConf
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
+/// Exact backoff delays, so that tests can check instants.
 fn config() -> ReflectorConfig {
     ReflectorConfig {
-        backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(8)),
+        backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(8)).without_jitter(),
         relist_interval: None,
         healthy_watch: Duration::from_secs(10),
     }
@@ -62,7 +63,7 @@ async fn lists_then_watches_from_the_list_revision() {
         async move { r.run(s).await }
     });
 
-    store.wait_until_synced().await;
+    store.wait_until_ready().await;
     assert_eq!(store.len(), 2);
     assert_eq!(next(&mut changes).await, "+a");
     assert_eq!(next(&mut changes).await, "+b");
@@ -199,7 +200,7 @@ async fn failed_lists_back_off_exponentially() {
         let s = shutdown.clone();
         async move { r.run(s).await }
     });
-    store.wait_until_synced().await;
+    store.wait_until_ready().await;
     // 1 + 2 + 4 + 8 + 8 (cap) seconds of backoff before the sixth list succeeds.
     assert_eq!(start.elapsed(), Duration::from_secs(23));
     assert_eq!(api.calls().iter().filter(|c| *c == "list").count(), 6);
@@ -219,7 +220,7 @@ async fn watches_that_end_at_once_back_off_and_healthy_ones_reset() {
         let s = shutdown.clone();
         async move { r.run(s).await }
     });
-    store.wait_until_synced().await;
+    store.wait_until_ready().await;
     settle().await;
     let watches = || {
         api.calls()
@@ -279,7 +280,7 @@ async fn periodic_relist_corrects_a_cache_that_missed_events() {
         let s = shutdown.clone();
         async move { r.run(s).await }
     });
-    store.wait_until_synced().await;
+    store.wait_until_ready().await;
     settle().await;
     // An event is lost: the watch never reports this change.
     api.put_silently(role("a", "2"));
@@ -302,7 +303,7 @@ async fn a_reflector_can_run_again_after_its_task_was_dropped() {
         let r = reflector.clone();
         async move { r.run(CancellationToken::new()).await }
     });
-    reflector.store().wait_until_synced().await;
+    reflector.store().wait_until_ready().await;
     settle().await;
     task.abort();
     let _ = task.await;
@@ -321,4 +322,53 @@ async fn a_reflector_can_run_again_after_its_task_was_dropped() {
     assert!(reflector.store().get_named(None, "b").is_some());
     shutdown.cancel();
     task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn default_retries_are_jittered_so_reflectors_do_not_retry_in_lockstep() {
+    assert!(ReflectorConfig::default().backoff.jitter);
+    // Five reflectors whose API fails twice: with the default backoff (1 s doubling)
+    // each is listed after 1 + 2 s at most and half that at least, at its own instant.
+    let start = Instant::now();
+    let mut reflectors = Vec::new();
+    let shutdown = CancellationToken::new();
+    for _ in 0..5 {
+        let api = FakeApi::<Role>::new();
+        api.fail_lists(2);
+        let reflector = Reflector::new(
+            api,
+            ReflectorConfig {
+                relist_interval: None,
+                ..ReflectorConfig::default()
+            },
+        );
+        tokio::spawn({
+            let r = reflector.clone();
+            let s = shutdown.clone();
+            async move { r.run(s).await }
+        });
+        reflectors.push(reflector.store());
+    }
+    let mut synced_at = vec![None; reflectors.len()];
+    while synced_at.iter().any(Option::is_none) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        for (i, store) in reflectors.iter().enumerate() {
+            if store.is_synced() && synced_at[i].is_none() {
+                synced_at[i] = Some(start.elapsed());
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(4), "{synced_at:?}");
+    }
+    let synced_at: Vec<Duration> = synced_at.into_iter().map(Option::unwrap).collect();
+    for at in &synced_at {
+        assert!(
+            *at >= Duration::from_millis(1500) && *at <= Duration::from_millis(3010),
+            "{synced_at:?}"
+        );
+    }
+    assert!(
+        synced_at.iter().any(|at| *at != synced_at[0]),
+        "all retried at once: {synced_at:?}"
+    );
+    shutdown.cancel();
 }

@@ -459,7 +459,7 @@ fn rss_child(url: &str) {
             let shutdown = shutdown.clone();
             async move { reflector.run(shutdown).await }
         });
-        tokio::time::timeout(Duration::from_secs(120), store.wait_until_synced())
+        tokio::time::timeout(Duration::from_secs(120), store.wait_until_ready())
             .await
             .expect("store synced within 120 s");
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use krake_crds::ResourceRef;
 use krake_crds::kubernetes::{Application, ApplicationState, Cluster, ClusterState};
-use krake_runtime::{Action, Change, ObjectKey, Store};
+use krake_runtime::{Action, Change, ObjectRef, Store};
 use serde_json::{Map, Value};
 
 use super::{Context, until};
@@ -42,7 +42,7 @@ fn refers_to(reference: &Option<ResourceRef>, cluster: &Cluster) -> bool {
 pub(super) fn affected_by_cluster_change(
     apps: &Store<Application>,
     change: &Change<Cluster>,
-) -> Vec<ObjectKey> {
+) -> Vec<ObjectRef<Application>> {
     let (cluster, placed, unplaced) = match change {
         Change::Added(c) => (c, false, true),
         Change::Deleted(c) => (c, true, false),
@@ -66,13 +66,17 @@ pub(super) fn affected_by_cluster_change(
                     == Some(cluster.metadata.name.as_str()))
     })
     .iter()
-    .map(|app| ObjectKey::of(app.as_ref()))
+    .map(|app| ObjectRef::from_obj(app.as_ref()))
     .collect()
 }
 
 /// When the next periodic re-evaluation of a placed application is due:
 /// `reschedule_after` after its binding and after its last evaluation by this process.
-fn reevaluation_due(ctx: &Context, key: &ObjectKey, app: &Application) -> DateTime<Utc> {
+fn reevaluation_due(
+    ctx: &Context,
+    key: &ObjectRef<Application>,
+    app: &Application,
+) -> DateTime<Utc> {
     let after = |t: DateTime<Utc>| {
         t + chrono::Duration::from_std(ctx.config.reschedule_after).unwrap_or(chrono::Duration::MAX)
     };
@@ -109,7 +113,7 @@ fn current_cluster_fits(ctx: &Context, app: &Application) -> bool {
 
 /// Reconcile one application.
 pub(super) async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action> {
-    let key = ObjectKey::of(app.as_ref());
+    let key = ObjectRef::from_obj(app.as_ref());
     let now = Utc::now();
     match admit_application(&app) {
         Admission::Forget | Admission::Ignore => {
@@ -180,7 +184,7 @@ async fn record_failure(
     error: &Error,
     now: DateTime<Utc>,
 ) -> Result<Action> {
-    let key = ObjectKey::of(app);
+    let key = ObjectRef::from_obj(app);
     let status = failure_status(app, error, now);
     let unchanged = app.spec.backoff_limit == -1
         && app.status.state == ApplicationState::Degraded
@@ -395,7 +399,7 @@ mod tests {
     use crate::model::fixtures::{app, cluster};
     use crate::model::resource_ref;
 
-    fn keys(mut keys: Vec<ObjectKey>) -> Vec<String> {
+    fn keys(mut keys: Vec<ObjectRef<Application>>) -> Vec<String> {
         keys.sort();
         keys.into_iter().map(|k| k.to_string()).collect()
     }

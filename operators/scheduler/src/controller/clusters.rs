@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use krake_crds::kubernetes::Cluster;
-use krake_runtime::{Action, ObjectKey};
+use krake_runtime::{Action, ObjectRef};
 
 use super::applications::cloud_candidates;
 use super::{Context, until};
@@ -28,7 +28,7 @@ pub(super) async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Resul
 }
 
 async fn schedule(cluster: &Cluster, ctx: &Context) -> Result<Action> {
-    let key = ObjectKey::of(cluster);
+    let key = ObjectRef::from_obj(cluster);
     let namespace = cluster.metadata.namespace.as_deref().unwrap_or_default();
     let clouds = ctx.clouds_for(Some(namespace));
     let candidates = cloud_candidates(ctx, &clouds).await?;
@@ -80,6 +80,6 @@ async fn retain_or_delete(cluster: &Cluster, ctx: &Context) -> Result<Action> {
         .api::<Cluster>()
         .delete(namespace, &cluster.metadata.name, false)
         .await?;
-    tracing::info!(cluster = %ObjectKey::of(cluster), "unused automatically created cluster deleted");
+    tracing::info!(cluster = %ObjectRef::from_obj(cluster), "unused automatically created cluster deleted");
     Ok(Action::await_change())
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use krake_crds::openstack::{MagnumCluster, Project};
-use krake_runtime::{Action, ObjectKey};
+use krake_runtime::{Action, ObjectRef};
 
 use super::Context;
 use crate::error::{Error, Result};
@@ -18,7 +18,7 @@ pub(super) async fn reconcile(cluster: Arc<MagnumCluster>, ctx: Arc<Context>) ->
     if !magnum_needs_project(&cluster) {
         return Ok(Action::await_change());
     }
-    let key = ObjectKey::of(cluster.as_ref());
+    let key = ObjectRef::from_obj(cluster.as_ref());
     let namespace = cluster.metadata.namespace.as_deref().unwrap_or_default();
     let projects = ctx.projects.filter(|p| {
         p.metadata.namespace.as_deref() == Some(namespace) && p.metadata.deleted.is_none()

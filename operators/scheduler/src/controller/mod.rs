@@ -24,8 +24,8 @@ use krake_crds::infrastructure::{Cloud, GlobalCloud};
 use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::openstack::{MagnumCluster, Project};
 use krake_runtime::{
-    CancellationToken, Change, Controller, ControllerConfig, Metrics, ObjectKey, Readiness,
-    Reflector, Store,
+    CancellationToken, Change, Controller, ControllerConfig, Metrics, ObjectRef, Readiness,
+    Reflector, Store, default_error_policy,
 };
 
 use crate::candidates::{CandidateStores, Candidates, StoreMetricsSource};
@@ -50,7 +50,7 @@ pub(crate) struct Context {
     pub(crate) candidates: Candidates,
     /// When each placed application was last evaluated (periodic re-evaluation timer,
     /// independent of watch events).
-    pub(crate) evaluated: Arc<Mutex<HashMap<ObjectKey, DateTime<Utc>>>>,
+    pub(crate) evaluated: Arc<Mutex<HashMap<ObjectRef<Application>, DateTime<Utc>>>>,
 }
 
 impl Context {
@@ -111,7 +111,7 @@ impl Context {
     }
 
     /// Forget the re-evaluation timer of an application.
-    pub(crate) fn forget(&self, key: &ObjectKey) {
+    pub(crate) fn forget(&self, key: &ObjectRef<Application>) {
         self.evaluated
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -119,7 +119,7 @@ impl Context {
     }
 
     /// Record that an application was evaluated at `now`.
-    pub(crate) fn mark_evaluated(&self, key: ObjectKey, now: DateTime<Utc>) {
+    pub(crate) fn mark_evaluated(&self, key: ObjectRef<Application>, now: DateTime<Utc>) {
         self.evaluated
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -127,7 +127,7 @@ impl Context {
     }
 
     /// When the application was last evaluated, if this process did.
-    pub(crate) fn last_evaluated(&self, key: &ObjectKey) -> Option<DateTime<Utc>> {
+    pub(crate) fn last_evaluated(&self, key: &ObjectRef<Application>) -> Option<DateTime<Utc>> {
         self.evaluated
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -141,12 +141,8 @@ pub(crate) fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (at - now).to_std().unwrap_or(Duration::ZERO)
 }
 
-fn no_keys<R>(_: &Change<R>) -> Vec<ObjectKey> {
-    Vec::new()
-}
-
-/// The reflectors of metric definitions, watched by every handler (they must be
-/// listed before metrics can be resolved).
+/// The reflectors of metric definitions, used by every handler (they must be listed
+/// before metrics can be resolved; the handlers read them from their stores).
 #[derive(Clone)]
 struct MetricReflectors {
     metrics: Reflector<Metric>,
@@ -156,12 +152,12 @@ struct MetricReflectors {
 }
 
 impl MetricReflectors {
-    fn watched_by<R: Resource>(&self, controller: Controller<R>) -> Controller<R> {
+    fn used_by<R: Resource>(&self, controller: Controller<R>) -> Controller<R> {
         controller
-            .watches(self.metrics.clone(), no_keys)
-            .watches(self.global_metrics.clone(), no_keys)
-            .watches(self.providers.clone(), no_keys)
-            .watches(self.global_providers.clone(), no_keys)
+            .uses(self.metrics.clone())
+            .uses(self.global_metrics.clone())
+            .uses(self.providers.clone())
+            .uses(self.global_providers.clone())
     }
 }
 
@@ -210,13 +206,14 @@ impl Scheduler {
         let evaluated = Arc::new(Mutex::new(HashMap::new()));
         // Timers of applications removed from storage are dropped.
         {
-            let evaluated: Arc<Mutex<HashMap<ObjectKey, DateTime<Utc>>>> = evaluated.clone();
+            let evaluated: Arc<Mutex<HashMap<ObjectRef<Application>, DateTime<Utc>>>> =
+                evaluated.clone();
             apps.on_change(move |change| {
                 if let Change::Deleted(app) = change {
                     evaluated
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .remove(&ObjectKey::of(app.as_ref()));
+                        .remove(&ObjectRef::from_obj(app.as_ref()));
                 }
             });
         }
@@ -250,7 +247,7 @@ impl Scheduler {
         };
 
         let controller_config = ControllerConfig {
-            workers: config.worker_count.max(1),
+            concurrency: config.worker_count.max(1),
             ..ControllerConfig::default()
         };
         let app_store = apps.store();
@@ -262,21 +259,20 @@ impl Scheduler {
         .watches(clusters.clone(), move |change| {
             applications::affected_by_cluster_change(&app_store, change)
         })
-        .watches(clouds.clone(), no_keys)
-        .watches(global_clouds.clone(), no_keys);
-        let applications = definitions.watched_by(applications);
+        .uses(clouds.clone())
+        .uses(global_clouds.clone());
+        let applications = definitions.used_by(applications);
 
         let cluster_controller =
             Controller::new("scheduler-clusters", clusters, controller_config.clone())
-                .watches(clouds, no_keys)
-                .watches(global_clouds, no_keys)
-                .watches(apps, no_keys);
-        let cluster_controller = definitions.watched_by(cluster_controller);
+                .uses(clouds)
+                .uses(global_clouds)
+                .uses(apps);
+        let cluster_controller = definitions.used_by(cluster_controller);
 
         let magnum_clusters =
-            Controller::new("scheduler-magnumclusters", magnums, controller_config)
-                .watches(projects, no_keys);
-        let magnum_clusters = definitions.watched_by(magnum_clusters);
+            Controller::new("scheduler-magnumclusters", magnums, controller_config).uses(projects);
+        let magnum_clusters = definitions.used_by(magnum_clusters);
 
         Ok(Scheduler {
             ctx,
@@ -328,10 +324,23 @@ impl Scheduler {
             "scheduler starting"
         );
         let ctx = Arc::new(ctx);
+        let stop = || shutdown.clone().cancelled_owned();
         tokio::join!(
-            applications.run(applications::reconcile, ctx.clone(), shutdown.clone()),
-            clusters.run(clusters::reconcile, ctx.clone(), shutdown.clone()),
-            magnum_clusters.run(magnum::reconcile, ctx, shutdown),
+            applications.graceful_shutdown_on(stop()).run(
+                applications::reconcile,
+                default_error_policy,
+                ctx.clone()
+            ),
+            clusters.graceful_shutdown_on(stop()).run(
+                clusters::reconcile,
+                default_error_policy,
+                ctx.clone()
+            ),
+            magnum_clusters.graceful_shutdown_on(stop()).run(
+                magnum::reconcile,
+                default_error_policy,
+                ctx
+            ),
         );
     }
 }

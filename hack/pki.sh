@@ -6,4 +6,4 @@
 #     --tls-client-ca DIR/ca.pem
 set -eu
 root="$(cd "$(dirname "$0")/.." && pwd)"
-exec cargo run -q --manifest-path "$root/Cargo.toml" -p krake-e2e --bin krake-pki -- "$@"
+exec cargo run -q --manifest-path "$root/Cargo.toml" -p krake-testkit --bin krake-pki -- "$@"

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
-use krake_e2e::api_server::ApiServerProcess;
-use krake_e2e::etcd::EtcdServer;
+use krake_testkit::api_server::ApiServerProcess;
+use krake_testkit::etcd::EtcdServer;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 

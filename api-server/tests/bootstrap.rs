@@ -16,24 +16,14 @@ use krake_api_server::bootstrap::{self, BootstrapError, Document};
 use krake_api_server::config::{AuthorizationMode, Config, StorageConfig};
 use krake_api_server::server::{RunningServer, open_store};
 use krake_api_server::storage::{KeyValue, Store, WatchStream, WriteOutcome};
-use krake_e2e::etcd::EtcdServer;
+use krake_testkit::etcd::EtcdServer;
+use krake_testkit::eventually;
+use krake_testkit::users::CONTROLLER_USERS;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 const BASE_ROLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bootstrap/base_roles.yaml");
-
-/// The controller users of base_roles.yaml and their roles.
-const CONTROLLER_USERS: [&str; 8] = [
-    "system:scheduler",
-    "system:gc",
-    "system:kubernetes-application",
-    "system:kubernetes-cluster",
-    "system:infrastructure",
-    "system:complete-hook",
-    "system:shutdown-hook",
-    "system:magnum",
-];
 
 struct Dir {
     dir: tempfile::TempDir,
@@ -194,13 +184,17 @@ impl Client {
                 .expect("client"),
             server,
         };
-        common::eventually(std::time::Duration::from_secs(20), "readiness", || async {
+        eventually("readiness", std::time::Duration::from_secs(20), || async {
             let r = client
                 .http
                 .get(format!("{}/readyz", client.base))
                 .send()
                 .await;
-            r.is_ok_and(|r| r.status() == StatusCode::OK).then_some(())
+            match r {
+                Ok(r) if r.status() == StatusCode::OK => Ok(()),
+                Ok(r) => Err(r.status().to_string()),
+                Err(e) => Err(e.to_string()),
+            }
         })
         .await;
         client

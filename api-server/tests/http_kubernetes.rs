@@ -437,9 +437,9 @@ fn spawn_request(
 }
 
 async fn wait_exists(srv: &TestServer, path: &str) -> Value {
-    eventually(Duration::from_secs(10), "the object to exist", || async {
+    eventually("the object to exist", Duration::from_secs(10), || async {
         let (status, _, body) = srv.get(path).await;
-        (status == 200).then_some(body)
+        if status == 200 { Ok(body) } else { Err(status) }
     })
     .await
 }
@@ -551,9 +551,13 @@ async fn blocking_delete_waits_for_the_removal(#[case] backend: Backend) {
         &format!("{}?blocking=deleted", app("a")),
         None,
     );
-    let deleting = eventually(Duration::from_secs(10), "the deletion mark", || async {
+    let deleting = eventually("the deletion mark", Duration::from_secs(10), || async {
         let body = srv.get_ok(&app("a")).await;
-        body["metadata"]["deleted"].is_string().then_some(body)
+        if body["metadata"]["deleted"].is_string() {
+            Ok(body)
+        } else {
+            Err(body)
+        }
     })
     .await;
 

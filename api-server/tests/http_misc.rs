@@ -563,9 +563,9 @@ async fn etcd_outage() {
     assert_eq!(ready.status, 503);
     srv.etcd.as_mut().unwrap().restart().await;
     eventually(
-        std::time::Duration::from_secs(30),
         "readiness after the etcd restart",
-        || async { (srv.raw(Method::GET, "/readyz", None, &[]).await.status == 200).then_some(()) },
+        std::time::Duration::from_secs(30),
+        || async { srv.raw(Method::GET, "/readyz", None, &[]).await.status == 200 },
     )
     .await;
     assert_eq!(

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use krake_e2e::api_server::ApiServerProcess;
-use krake_e2e::etcd::EtcdServer;
+use krake_testkit::api_server::ApiServerProcess;
+use krake_testkit::etcd::EtcdServer;
 use serde_json::{Value, json};
 
 fn binary() -> &'static Path {

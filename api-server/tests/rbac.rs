@@ -784,10 +784,13 @@ async fn role_changes_take_effect_without_restart() {
         let frank = frank.clone();
         let path = path.clone();
         async move {
-            eventually(Duration::from_secs(10), what, || {
+            eventually(what, Duration::from_secs(10), || {
                 let frank = frank.clone();
                 let path = path.clone();
-                async move { (status_of(frank, path).await == want).then_some(()) }
+                async move {
+                    let status = status_of(frank, path).await;
+                    if status == want { Ok(()) } else { Err(status) }
+                }
             })
             .await
         }
@@ -803,9 +806,16 @@ async fn role_changes_take_effect_without_restart() {
             Some(&binding("frank", &["frank"], &["reader"])),
         )
         .await;
-    eventually(Duration::from_secs(10), "the binding in /me", || {
+    eventually("the binding in /me", Duration::from_secs(10), || {
         let frank = frank.clone();
-        async move { (frank.me().await["roles"] == json!(["reader"])).then_some(()) }
+        async move {
+            let roles = frank.me().await["roles"].clone();
+            if roles == json!(["reader"]) {
+                Ok(())
+            } else {
+                Err(roles)
+            }
+        }
     })
     .await;
     assert_eq!(frank.get(&path).await.0, StatusCode::FORBIDDEN);
@@ -991,10 +1001,13 @@ async fn all_namespaces_list_and_watch_show_only_listable_namespaces() {
         ),
     )
     .await;
-    eventually(Duration::from_secs(10), "prod to become listable", || {
+    eventually("prod to become listable", Duration::from_secs(10), || {
         let dev = dev.clone();
         let all = all.clone();
-        async move { (dev.names(&all).await.len() == 4).then_some(()) }
+        async move {
+            let names = dev.names(&all).await;
+            if names.len() == 4 { Ok(()) } else { Err(names) }
+        }
     })
     .await;
     let mut widened = dev.watch(&format!("{all}?watch&heartbeat=1")).await;

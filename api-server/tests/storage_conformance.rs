@@ -13,7 +13,7 @@ use krake_api_server::error::Error;
 use krake_api_server::storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use krake_api_server::storage::etcd::EtcdStore;
 use krake_api_server::storage::{KeyValue, Store, WatchEvent, WatchStream, WriteOutcome};
-use krake_e2e::etcd::EtcdServer;
+use krake_testkit::etcd::EtcdServer;
 
 /// How long a test waits for an event that must come.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -849,11 +849,7 @@ async fn embedded_lagging_watcher_is_terminated_without_blocking_writers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_down_at_start_connects_lazily_and_fails_fast() {
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = krake_testkit::free_port();
     let store = EtcdStore::connect(
         vec![format!("http://127.0.0.1:{port}")],
         Duration::from_secs(1),

@@ -14,7 +14,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use krake_api_server::config::{Config, TlsConfig};
 use krake_api_server::server::RunningServer;
-use krake_e2e::pki::{self, CertificateAuthority, Issued};
+use krake_testkit::pki::{self, CertificateAuthority, Issued};
 use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -449,7 +449,7 @@ fn krake_pki_binary() -> PathBuf {
     };
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "krake-e2e", "--bin", "krake-pki"])
+        .args(["build", "-q", "-p", "krake-testkit", "--bin", "krake-pki"])
         .args(["--profile", profile])
         .arg("--manifest-path")
         .arg(&manifest)

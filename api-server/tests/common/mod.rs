@@ -3,7 +3,6 @@
 //! persisted kind (spec §4).
 #![allow(dead_code, missing_docs)]
 
-use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use krake_api_server::config::{Config, StorageConfig};
 use krake_api_server::server::RunningServer;
-use krake_e2e::etcd::EtcdServer;
+use krake_testkit::etcd::EtcdServer;
 use reqwest::Method;
 pub use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -559,21 +558,7 @@ pub fn assert_subset(expected: &Value, actual: &Value, path: &str) {
     }
 }
 
-/// Poll `check` until it returns `Some`, or panic after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use krake_testkit::eventually;
 
 // ------------------------------------------------------------------------------------
 // Kinds

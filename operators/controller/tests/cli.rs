@@ -8,7 +8,7 @@ use krake_client::{Client, ClientConfig};
 use krake_crds::core::Role;
 use krake_crds::kubernetes::{Application, Cluster, ClusterState};
 use krake_crds::{Metadata, Resource};
-use krake_e2e::api_server::free_port;
+use krake_testkit::{eventually, free_port};
 use serde_json::json;
 use tokio::process::{Child, Command};
 
@@ -112,21 +112,6 @@ impl Process {
     }
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn exists<R: Resource>(client: &Client, namespace: Option<&str>, name: &str) -> bool {
     match client.api::<R>().get(namespace, name).await {
         Ok(_) => true,
@@ -143,7 +128,7 @@ async fn collector_removes_a_deleted_role(client: &Client, name: &str) {
         .await
         .unwrap();
     roles.delete(None, name, false).await.unwrap();
-    eventually(&format!("role {name} removed"), || async {
+    eventually(&format!("role {name} removed"), WAIT, || async {
         (!exists::<Role>(client, None, name).await).then_some(())
     })
     .await;
@@ -229,7 +214,7 @@ async fn all_runs_the_scheduler_and_the_collector() {
     }))
     .unwrap();
     c.api::<Application>().create(&app).await.unwrap();
-    eventually("app bound to c1", || async {
+    eventually("app bound to c1", WAIT, || async {
         let app = c.api::<Application>().get(Some("ns"), "app").await.unwrap();
         (app.status.scheduled_to.as_ref().map(|r| r.name.as_str()) == Some("c1")).then_some(())
     })
@@ -240,7 +225,7 @@ async fn all_runs_the_scheduler_and_the_collector() {
         .delete(Some("ns"), "c1", false)
         .await
         .unwrap();
-    eventually("cluster and application removed", || async {
+    eventually("cluster and application removed", WAIT, || async {
         (!exists::<Cluster>(c, Some("ns"), "c1").await
             && !exists::<Application>(c, Some("ns"), "app").await)
             .then_some(())

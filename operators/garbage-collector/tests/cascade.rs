@@ -3,9 +3,8 @@
 //! The collector runs without periodic resync and with a long wait requeue, so every
 //! cascade here is driven by watch events alone.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use krake_api_server::{Config as ApiConfig, RunningServer};
@@ -16,6 +15,7 @@ use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::{Metadata, Resource, ResourceRef};
 use krake_garbage_collector::{Config, GarbageCollector};
 use krake_runtime::{Backoff, CancellationToken, ControllerMetrics, Readiness};
+use krake_testkit::eventually;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -74,7 +74,7 @@ impl Gc {
             metrics,
             readiness,
         };
-        eventually("collector ready", || async {
+        eventually("collector ready", WAIT, || async {
             gc.readiness.is_ready().then_some(())
         })
         .await;
@@ -96,22 +96,6 @@ impl Gc {
 impl Drop for Gc {
     fn drop(&mut self) {
         self.shutdown.cancel();
-    }
-}
-
-/// Poll `probe` until it returns `Some`, at most [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -146,7 +130,7 @@ async fn delete<R: Resource>(client: &Client, name: &str) {
 }
 
 async fn gone<R: Resource>(client: &Client, name: &str) {
-    eventually(&format!("{} {name} removed", R::KIND), || async {
+    eventually(&format!("{} {name} removed", R::KIND), WAIT, || async {
         find::<R>(client, name).await.is_none().then_some(())
     })
     .await
@@ -257,7 +241,7 @@ impl Removals {
     }
 
     async fn wait_for(&self, what: &str) {
-        eventually(&format!("removal of {what} observed"), || async {
+        eventually(&format!("removal of {what} observed"), WAIT, || async {
             self.0
                 .lock()
                 .unwrap()
@@ -309,7 +293,7 @@ async fn chain_is_deleted_bottom_up_and_other_finalizers_are_respected() {
     gone::<Application>(c, "plain").await;
     // The application's own finalizer is now last: the collector is done with it, the
     // application controller's turn has come; everything above waits.
-    let app = eventually("cascade_deletion removed from app", || async {
+    let app = eventually("cascade_deletion removed from app", WAIT, || async {
         let app: Application = get(c, "app").await;
         released(&app.metadata, &["kubernetes_resources_deletion"]).then_some(app)
     })
@@ -488,7 +472,7 @@ async fn objects_outside_a_cascade_are_untouched() {
     gone::<Role>(c, "unowned-deleted").await;
     // A finalizer below ours stays.
     delete::<Role>(c, "guarded").await;
-    eventually("guarded released by the collector", || async {
+    eventually("guarded released by the collector", WAIT, || async {
         let r: Role = get(c, "guarded").await;
         released(&r.metadata, &["other_controller"]).then_some(())
     })
@@ -522,7 +506,7 @@ async fn dependents_vanishing_on_their_own_do_not_block_or_fail() {
     let gc = Gc::start(c).await;
 
     delete::<Cluster>(c, "cluster").await;
-    eventually("apps released by the collector", || async {
+    eventually("apps released by the collector", WAIT, || async {
         let a: Application = get(c, "forced").await;
         let b: Application = get(c, "slow").await;
         (released(&a.metadata, &["kubernetes_resources_deletion"])
@@ -552,7 +536,7 @@ async fn a_dependent_dropping_its_owner_reference_releases_the_owner() {
     let gc = Gc::start(c).await;
 
     delete::<Cluster>(c, "cluster").await;
-    let mut app = eventually("app released by the collector", || async {
+    let mut app = eventually("app released by the collector", WAIT, || async {
         let a: Application = get(c, "app").await;
         released(&a.metadata, &["kubernetes_resources_deletion"]).then_some(a)
     })

@@ -1,6 +1,7 @@
 //! Reflectors and controllers against a real in-process API server (embedded store),
 //! real clock.
 
+use std::future::ready;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,11 +13,11 @@ use krake_client::transport::{Transport, TransportConfig};
 use krake_client::{Api, Client, ClientConfig};
 use krake_crds::Metadata;
 use krake_crds::core::Role;
-use krake_e2e::api_server::free_port;
 use krake_runtime::{
     Action, ApiSource, Backoff, CancellationToken, Controller, ControllerConfig, Metrics,
     OpsServer, Readiness, Reflector, ReflectorConfig, prometheus_client,
 };
+use krake_testkit::{eventually, free_port};
 use serde_json::json;
 
 fn config(dir: &std::path::Path, port: u16) -> Config {
@@ -47,25 +48,8 @@ fn reflector_config() -> ReflectorConfig {
     }
 }
 
-/// Poll `check` every 50 ms for up to 15 s.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn eventually_async<F: std::future::Future<Output = bool>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How long a change may take to reach a reflector or a controller.
+const WAIT: Duration = Duration::from_secs(15);
 
 fn names(store: &krake_runtime::Store<Role>) -> Vec<String> {
     let mut names: Vec<String> = store
@@ -118,7 +102,15 @@ async fn reflector_resumes_across_restarts_and_relists_after_compaction() {
         .create(&Role::new(Metadata::named("c"), vec![]))
         .await
         .unwrap();
-    eventually("c seen", || names(&cache) == ["a", "b", "c"]).await;
+    eventually("c seen", WAIT, || {
+        let seen = names(&cache);
+        ready(if seen == ["a", "b", "c"] {
+            Ok(())
+        } else {
+            Err(seen)
+        })
+    })
+    .await;
 
     // API server restart: the reflector reconnects and resumes.
     server.stop().await.unwrap();
@@ -129,8 +121,13 @@ async fn reflector_resumes_across_restarts_and_relists_after_compaction() {
         .create(&Role::new(Metadata::named("d"), vec![]))
         .await
         .unwrap();
-    eventually("d seen after restart", || {
-        names(&cache).contains(&"d".to_string())
+    eventually("d seen after restart", WAIT, || {
+        let seen = names(&cache);
+        ready(if seen.contains(&"d".to_string()) {
+            Ok(())
+        } else {
+            Err(seen)
+        })
     })
     .await;
 
@@ -155,9 +152,13 @@ async fn reflector_resumes_across_restarts_and_relists_after_compaction() {
         .unwrap();
 
     // Only a re-list can notice that b is gone (its deletion is out of the history).
-    eventually("converged after 410", || {
+    eventually("converged after 410", WAIT, || {
         let n = names(&cache);
-        !n.contains(&"b".to_string()) && n.len() == 13
+        ready(if !n.contains(&"b".to_string()) && n.len() == 13 {
+            Ok(())
+        } else {
+            Err(n)
+        })
     })
     .await;
     let mut text = String::new();
@@ -250,7 +251,7 @@ async fn controller_repairs_changes_made_while_stopped_and_on_resync() {
     let shutdown = CancellationToken::new();
     let controller = Controller::new("labeller", Reflector::all(&client), controller_config());
     let run = tokio::spawn(controller.run(label_roles, ctx.clone(), shutdown.clone()));
-    eventually_async("labelled v1", || {
+    eventually("labelled v1", WAIT, || {
         let roles = roles.clone();
         let check = all("v1");
         async move { check(&labels(&roles).await) }
@@ -272,7 +273,7 @@ async fn controller_repairs_changes_made_while_stopped_and_on_resync() {
     let shutdown = CancellationToken::new();
     let controller = Controller::new("labeller", Reflector::all(&client), controller_config());
     let run = tokio::spawn(controller.run(label_roles, ctx.clone(), shutdown.clone()));
-    eventually_async("repaired after restart", || {
+    eventually("repaired after restart", WAIT, || {
         let roles = roles.clone();
         let check = all("v1");
         async move {
@@ -284,7 +285,7 @@ async fn controller_repairs_changes_made_while_stopped_and_on_resync() {
 
     // The desired state changes without any API event: the resync applies it.
     *ctx.1.lock().unwrap() = "v2".to_string();
-    eventually_async("resync applied v2", || {
+    eventually("resync applied v2", WAIT, || {
         let roles = roles.clone();
         let check = all("v2");
         async move { check(&labels(&roles).await) }
@@ -340,11 +341,11 @@ async fn ops_endpoints_follow_the_controller() {
         .create(&Role::new(Metadata::named("x"), vec![]))
         .await
         .unwrap();
-    eventually_async("ready once synced", || async move {
+    eventually("ready once synced", WAIT, || async move {
         get("/readyz").await.status.as_u16() == 200
     })
     .await;
-    eventually_async("x reconciled", || async move {
+    eventually("x reconciled", WAIT, || async move {
         let body = get("/metrics").await.body;
         String::from_utf8_lossy(&body)
             .contains(r#"krake_controller_reconciles_total{controller="ops",result="success"}"#)

@@ -1,7 +1,6 @@
 //! The scheduler against a real in-process Krake API server (embedded store).
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use krake_api_server::{Config as ApiConfig, RunningServer};
 use krake_client::{Client, ClientConfig};
@@ -12,6 +11,7 @@ use krake_crds::openstack::{MagnumCluster, MagnumClusterState, Project};
 use krake_crds::{Resource, ResourceRef};
 use krake_runtime::CancellationToken;
 use krake_scheduler::Config;
+use krake_testkit::eventually;
 use serde_json::{Value, json};
 
 const NS: &str = "tenant";
@@ -114,22 +114,6 @@ async fn create_app(client: &Client, name: &str, spec_extra: Value) -> Applicati
 
 async fn get<R: Resource>(client: &Client, namespace: Option<&str>, name: &str) -> R {
     client.api::<R>().get(namespace, name).await.unwrap()
-}
-
-/// Poll `probe` until it returns `Some`, at most `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The application once it is bound to `cluster`.

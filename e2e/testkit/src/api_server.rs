@@ -1,9 +1,10 @@
 //! `krake-api` as a real child process, for multi-process tests.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::free_port;
 
 /// A running `krake-api` process. Killed on drop.
 pub struct ApiServerProcess {
@@ -11,14 +12,6 @@ pub struct ApiServerProcess {
     port: u16,
     binary: PathBuf,
     args: Vec<String>,
-}
-
-/// A free loopback port (bound then released; good enough for tests on one machine).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
 }
 
 impl ApiServerProcess {

@@ -10,15 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Parser;
-use krake_e2e::tools::find_program;
+use krake_testkit::tools::find_program;
 use serde_json::Value;
 
 const NAMESPACE: &str = "krake-system";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("e2e/ has a parent")
+        .ancestors()
+        .nth(2)
+        .expect("the testkit is two levels below the repository root")
         .to_path_buf()
 }
 

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use krake_e2e::pki::write_dev_pki;
+use krake_testkit::pki::write_dev_pki;
 
 /// Write a development PKI (CA, API server certificate, client certificates).
 #[derive(Debug, Parser)]

@@ -5,7 +5,7 @@
 //! and the HTTP tests must run against the real thing in CI.
 
 use std::fs::OpenOptions;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::free_port;
 
 /// Environment variable naming the `etcd` binary to use instead of searching `PATH`.
 pub const ETCD_BIN_ENV: &str = "KRAKE_TEST_ETCD";
@@ -221,14 +223,6 @@ pub fn find_etcd() -> PathBuf {
         ],
         "install the Debian package etcd-server (the test command does this)",
     )
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind an ephemeral loopback port");
-    listener
-        .local_addr()
-        .expect("local address of a bound socket")
-        .port()
 }
 
 /// `GET /health` over a raw HTTP/1.0 request, so the test support needs no HTTP client.

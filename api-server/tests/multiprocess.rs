@@ -1,5 +1,8 @@
 //! Multi-process tests: real `krake-api` processes on a real etcd or the embedded store.
 //! Read-your-writes across two servers, restarts mid-traffic, graceful shutdown.
+//!
+//! A test binary of its own, outside `tests/it/`: it starts and kills server processes
+//! with timing assumptions that the in-process tests running alongside would disturb.
 
 use std::path::Path;
 use std::sync::Arc;

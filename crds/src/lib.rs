@@ -9,6 +9,8 @@ pub mod coercion;
 pub mod constraints;
 pub mod core;
 pub mod decode;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod infrastructure;
 pub mod json;
 pub mod kubernetes;

@@ -1,9 +1,7 @@
 //! OpenStack API specifics: MagnumCluster binding, immutable `master_count` and
 //! `status.template`, Project validation (spec §4.4, §5.6).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rstest::rstest;
 use serde_json::{Value, json};
 

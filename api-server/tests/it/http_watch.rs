@@ -1,11 +1,9 @@
 //! The watch protocol (spec §7) and its resumption extension (`?watch&resource_version=N`,
 //! 410 Gone), on both backends.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use krake_api_server::config::StorageConfig;
 use rstest::rstest;
 use serde_json::{Value, json};

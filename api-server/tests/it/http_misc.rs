@@ -1,9 +1,7 @@
 //! Non-resource routes, HEAD, operations endpoints, authentication, CORS, problem `type`
 //! URIs and the `resource_version` extensions (spec §10, §12; design "Additive extensions").
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use rstest::rstest;
 use serde_json::{Value, json};

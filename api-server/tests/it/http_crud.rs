@@ -1,9 +1,7 @@
 //! The resource contract of every persisted kind (spec §5.3–§5.8, §14.1 items 1–19),
 //! table-driven over the fourteen kinds and run against both storage backends.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rstest::rstest;
 use serde_json::{Value, json};
 

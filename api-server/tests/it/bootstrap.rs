@@ -3,14 +3,12 @@
 //! API. The rollback of replaced objects is also checked at library level with a store
 //! that fails on demand.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 
+use crate::common::{K, StatusCode};
 use async_trait::async_trait;
-use common::{K, StatusCode};
 use krake_api_server::Error;
 use krake_api_server::bootstrap::{self, BootstrapError, Document};
 use krake_api_server::config::{AuthorizationMode, Config, StorageConfig};

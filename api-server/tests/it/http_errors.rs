@@ -1,9 +1,8 @@
 //! Bad input and error documents (spec §1, §2.5, §2.6, §3, §5.2, §6): every rejected
 //! request answers a problem document and stores nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
+use krake_crds::fixtures::kubeconfig;
 use reqwest::Method;
 use rstest::rstest;
 use serde_json::{Value, json};
@@ -456,12 +455,12 @@ async fn application_and_cluster_specs(#[case] backend: Backend) {
         b["spec"]["kubeconfig"] = kc;
         b
     };
-    let mut no_users = kubeconfig();
+    let mut no_users = Value::Object(kubeconfig());
     no_users.as_object_mut().unwrap().remove("users");
-    let mut two_contexts = kubeconfig();
+    let mut two_contexts = Value::Object(kubeconfig());
     two_contexts["contexts"] = json!([{"name": "ctx", "context": {"cluster": "c1", "user": "u1"}},
                                       {"name": "ctx2", "context": {"cluster": "c1", "user": "u1"}}]);
-    let mut bad_current = kubeconfig();
+    let mut bad_current = Value::Object(kubeconfig());
     bad_current["current-context"] = json!("nope");
     for kc in [
         json!({"invalid": "kubeconfig"}),

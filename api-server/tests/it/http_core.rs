@@ -1,9 +1,7 @@
 //! Core API specifics: Role rules and verbs, RoleBinding, Metric and metrics-provider
 //! schemas (spec §4.2).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rstest::rstest;
 use serde_json::json;
 

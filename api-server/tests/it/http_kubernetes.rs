@@ -1,11 +1,9 @@
 //! Application and Cluster subresources: bindings, the complete and shutdown hooks, retry,
 //! deletion with the shutdown hook, and `?blocking` (spec §5.6–§5.9).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use rstest::rstest;
 use serde_json::{Value, json};
 

@@ -4,13 +4,11 @@
 //! user (static authentication), so each request is made as a known user against the
 //! same data.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{K, Resp, StatusCode, assert_problem_exact, eventually};
 use bytes::Bytes;
-use common::{K, Resp, StatusCode, assert_problem_exact, eventually};
 use futures::{Stream, StreamExt};
 use krake_api_server::config::{AuthorizationMode, Config};
 use krake_api_server::server::{RunningServer, open_store, start_with_store};

@@ -1,9 +1,7 @@
 //! Infrastructure API specifics: IM provider authentication rule, GlobalCloud reference
 //! rules, polymorphic containers (spec §4.1, §4.5).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rstest::rstest;
 use serde_json::json;
 

@@ -48,6 +48,7 @@ use krake_client::transport::{Transport, TransportConfig};
 use krake_client::{Client, ClientConfig, WatchEvent};
 use krake_crds::Resource;
 use krake_crds::core::{GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider};
+use krake_crds::fixtures::kubeconfig;
 use krake_crds::infrastructure::{Cloud, GlobalCloud};
 use krake_crds::kubernetes::{Application, Cluster, ClusterState};
 use krake_runtime::{CancellationToken, Reflector, Store, Writer};
@@ -98,13 +99,6 @@ const RSS_NS: &str = "rss";
 
 fn parse<R: Resource>(value: Value) -> R {
     serde_json::from_value(value).expect("valid object")
-}
-
-fn kubeconfig() -> Value {
-    json!({"apiVersion": "v1", "kind": "Config", "current-context": "c1",
-        "clusters": [{"name": "c1", "cluster": {"server": "https://10.0.0.1:6443"}}],
-        "users": [{"name": "admin", "user": {"token": "secret"}}],
-        "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "admin"}}]})
 }
 
 /// Raw value of provider metric `raw{k}`, in `[0, 100]`.

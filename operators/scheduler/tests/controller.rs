@@ -5,6 +5,7 @@ use std::time::Duration;
 use krake_api_server::{Config as ApiConfig, RunningServer};
 use krake_client::{Client, ClientConfig};
 use krake_crds::core::{GlobalMetric, GlobalMetricsProvider, ReasonCode};
+use krake_crds::fixtures::kubeconfig;
 use krake_crds::infrastructure::{Cloud, GlobalCloud};
 use krake_crds::kubernetes::{Application, ApplicationState, Cluster, ClusterState};
 use krake_crds::openstack::{MagnumCluster, MagnumClusterState, Project};
@@ -74,24 +75,15 @@ fn parse<R: Resource>(value: Value) -> R {
     serde_json::from_value(value).unwrap()
 }
 
-fn kubeconfig() -> Value {
-    json!({"apiVersion": "v1", "kind": "Config", "current-context": "c1",
-        "clusters": [{"name": "c1", "cluster": {"server": "https://10.0.0.1:6443"}}],
-        "users": [{"name": "admin", "user": {"token": "secret"}}],
-        "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "admin"}}]})
-}
-
 /// A registered cluster, set ONLINE (as the cluster observer does).
 async fn online_cluster(client: &Client, name: &str, labels: Value, metrics: Value) -> Cluster {
-    let cluster: Cluster = parse(json!({
-        "metadata": {"name": name, "namespace": NS, "labels": labels},
-        "spec": {"constraints": {"cloud": {}}, "kubeconfig": kubeconfig(), "metrics": metrics}
-    }));
-    let mut created = client.api::<Cluster>().create(&cluster).await.unwrap();
-    created.status.state = ClusterState::Online;
+    let mut cluster = Cluster::test(NS, name);
+    cluster.metadata.labels = labels.as_object().cloned().unwrap_or_default();
+    cluster.spec.metrics = serde_json::from_value(metrics).unwrap();
+    let created = client.api::<Cluster>().create(&cluster).await.unwrap();
     client
         .api::<Cluster>()
-        .update_status(&created)
+        .update_status(&created.online())
         .await
         .unwrap()
 }
@@ -628,7 +620,7 @@ async fn automatic_cluster_creation_on_the_best_cloud() {
 
     // The infrastructure controller creates it and the observer reports it ONLINE.
     let mut cluster: Cluster = get(c, Some(NS), &name).await;
-    cluster.spec.kubeconfig = kubeconfig().as_object().cloned().unwrap();
+    cluster.spec.kubeconfig = kubeconfig();
     let mut cluster = c.api::<Cluster>().update(&cluster).await.unwrap();
     cluster.status.state = ClusterState::Online;
     c.api::<Cluster>().update_status(&cluster).await.unwrap();

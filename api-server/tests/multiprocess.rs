@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use krake_testkit::api_server::ApiServerProcess;
 use krake_testkit::etcd::EtcdServer;
+use krake_testkit::http;
 use serde_json::{Value, json};
 
 fn binary() -> &'static Path {
@@ -42,14 +43,7 @@ async fn a_write_through_one_server_is_read_through_another() {
 
     for i in 0..20 {
         let name = format!("app{i}");
-        let created = client
-            .post(apps_url(&a.url()))
-            .json(&application(&name))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 200);
-        let created: Value = created.json().await.unwrap();
+        let created = http::create(&client, &apps_url(&a.url()), &application(&name)).await;
         // Immediately, with no delay: a linearizable read through the other server.
         let read = client
             .get(format!("{}/{name}", apps_url(&b.url())))
@@ -69,14 +63,7 @@ async fn a_write_through_one_server_is_read_through_another() {
             .await
             .unwrap();
         assert_eq!(updated.status(), 200);
-        let listed: Value = client
-            .get(apps_url(&a.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = http::get(&client, &apps_url(&a.url())).await;
         let item = listed["items"]
             .as_array()
             .unwrap()
@@ -103,13 +90,7 @@ async fn a_watch_on_one_server_sees_writes_through_another() {
         .unwrap();
     assert_eq!(watch.status(), 200);
     for i in 0..5 {
-        let r = client
-            .post(apps_url(&a.url()))
-            .json(&application(&format!("w{i}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        http::create(&client, &apps_url(&a.url()), &application(&format!("w{i}"))).await;
     }
     let mut buffer = String::new();
     let mut seen = Vec::new();
@@ -183,18 +164,8 @@ async fn restart_mid_traffic_loses_nothing(args: &[&str]) {
     );
 
     server.restart().await;
-    let listed: Value = reqwest::get(apps_url(&server.url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let names: std::collections::HashSet<String> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
+    let listed = http::get(&reqwest::Client::new(), &apps_url(&server.url())).await;
+    let names: std::collections::HashSet<String> = http::item_names(&listed).into_iter().collect();
     for name in &acknowledged {
         assert!(
             names.contains(name),

@@ -1,4 +1,4 @@
-//! The kind table of spec §4: constants, keys and state names of all fourteen kinds.
+//! The table of the fourteen kinds (API, kind, plural, scope, status): constants, keys and state names of all fourteen kinds.
 
 use krake_crds::Resource;
 use krake_crds::core::{

@@ -1,4 +1,4 @@
-//! Authentication over real HTTP (spec §10.1, §14.1 item 26): anonymous access, the
+//! Authentication over real HTTP: anonymous access, the
 //! static user, Keystone, Keycloak and OpenID Connect JWTs, the identity cache, and
 //! several authenticators tried in order. Identity providers are small fake servers
 //! answering as the real ones do.

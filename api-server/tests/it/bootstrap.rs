@@ -1,4 +1,4 @@
-//! `krake-api bootstrap` (spec §9.1): the binary run as a process against an embedded data
+//! `krake-api bootstrap` (loading roles and objects from YAML files): the binary run as a process against an embedded data
 //! directory (and once against a real etcd); results checked in the store and through the
 //! API. The rollback of replaced objects is also checked at library level with a store
 //! that fails on demand.

@@ -1,5 +1,5 @@
 //! Core API specifics: Role rules and verbs, RoleBinding, Metric and metrics-provider
-//! schemas (spec §4.2).
+//! schemas.
 
 use crate::common::*;
 use rstest::rstest;

@@ -1,4 +1,5 @@
-//! The resource contract of every persisted kind (spec §5.3–§5.8, §14.1 items 1–19),
+//! The resource contract of every persisted kind (create, read, list, update, status,
+//! delete, finalizers, as upstream Krake answers them),
 //! table-driven over the fourteen kinds and run against both storage backends.
 
 use crate::common::*;
@@ -534,7 +535,7 @@ async fn cascade_deletion_is_appended_even_if_present(#[case] backend: Backend) 
 }
 
 /// Lists come in storage key order: byte order of `<prefix><namespace>/<name>`, so
-/// namespace `a-b` sorts before namespace `a` (spec §1).
+/// namespace `a-b` sorts before namespace `a`, as with upstream on etcd.
 #[rstest]
 #[case::embedded(Backend::Embedded)]
 #[case::etcd(Backend::Etcd)]

@@ -1,4 +1,4 @@
-//! Bad input and error documents (spec §1, §2.5, §2.6, §3, §5.2, §6): every rejected
+//! Bad input and error documents (problem+json with upstream's titles and details): every rejected
 //! request answers a problem document and stores nothing.
 
 use crate::common::*;
@@ -616,7 +616,7 @@ async fn unknown_routes_and_methods(#[case] backend: Backend) {
 }
 
 /// Authorization comes before body parsing and loading; body parsing before loading
-/// (except the MagnumCluster binding); spec §5.2.
+/// (except the MagnumCluster binding), the order in which upstream checks them.
 #[rstest]
 #[case::embedded(Backend::Embedded)]
 #[case::etcd(Backend::Etcd)]
@@ -710,7 +710,7 @@ async fn always_deny(#[case] backend: Backend) {
     assert_eq!(srv.get("/release").await.0, 202);
 }
 
-/// Lenient input coercion (spec §1): numeric strings and integral floats for integers,
+/// Lenient input coercion, as upstream's marshmallow schemas accept it: numeric strings and integral floats for integers,
 /// numbers for floats, Python-style booleans; strings do not accept numbers.
 #[rstest]
 #[case::embedded(Backend::Embedded)]

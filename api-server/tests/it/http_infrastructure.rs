@@ -1,5 +1,5 @@
 //! Infrastructure API specifics: IM provider authentication rule, GlobalCloud reference
-//! rules, polymorphic containers (spec §4.1, §4.5).
+//! rules, polymorphic containers.
 
 use crate::common::*;
 use rstest::rstest;

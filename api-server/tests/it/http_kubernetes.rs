@@ -1,5 +1,5 @@
 //! Application and Cluster subresources: bindings, the complete and shutdown hooks, retry,
-//! deletion with the shutdown hook, and `?blocking` (spec §5.6–§5.9).
+//! deletion with the shutdown hook, and `?blocking`.
 
 use std::time::Duration;
 

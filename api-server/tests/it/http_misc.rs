@@ -1,5 +1,5 @@
 //! Non-resource routes, HEAD, operations endpoints, authentication, CORS, problem `type`
-//! URIs and the `resource_version` extensions (spec §10, §12; design "Additive extensions").
+//! URIs and the `resource_version` extensions; the extensions are additive, so upstream clients never see them.
 
 use crate::common::*;
 use reqwest::Method;
@@ -490,7 +490,8 @@ async fn shutdown_ends_watches(#[case] backend: Backend) {
 }
 
 /// Objects written by upstream Krake (Python JSON, older field sets) are served as they
-/// are; keys that do not match the kind's template are skipped (spec §7, §9).
+/// are; keys that do not match the kind's template are skipped, as upstream's
+/// watcher and listing skip them.
 #[tokio::test]
 async fn upstream_data_in_etcd() {
     let srv = TestServer::etcd().await;

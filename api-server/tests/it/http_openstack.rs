@@ -1,5 +1,5 @@
 //! OpenStack API specifics: MagnumCluster binding, immutable `master_count` and
-//! `status.template`, Project validation (spec §4.4, §5.6).
+//! `status.template`, Project validation.
 
 use crate::common::*;
 use rstest::rstest;

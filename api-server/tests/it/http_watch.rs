@@ -1,4 +1,4 @@
-//! The watch protocol (spec §7) and its resumption extension (`?watch&resource_version=N`,
+//! The watch protocol (one JSON event per line, heartbeats) and its resumption extension (`?watch&resource_version=N`,
 //! 410 Gone), on both backends.
 
 use std::time::Duration;

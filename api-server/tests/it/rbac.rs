@@ -1,5 +1,5 @@
-//! `authorization: RBAC` over real HTTP (spec §10.2–§10.4, design "Deviations"): several
-//! in-process servers share one embedded store — an always-allow server for the
+//! `authorization: RBAC` over real HTTP, including where it deliberately differs from
+//! upstream: several in-process servers share one embedded store — an always-allow server for the
 //! administrator who writes Roles, RoleBindings and objects, and one RBAC server per
 //! user (static authentication), so each request is made as a known user against the
 //! same data.

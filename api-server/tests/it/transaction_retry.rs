@@ -1,4 +1,4 @@
-//! Conflicting concurrent writes (spec §9, §14.1 item 27): a request is re-run
+//! Conflicting concurrent writes: a request is re-run
 //! `retry_transactions` extra times, then answers 409 `TRANSACTION_ERROR`. The conflicts
 //! are injected by a store wrapper around the real embedded store.
 

@@ -1,5 +1,5 @@
 //! A watcher that stops reading is disconnected without slowing the others, and the
-//! server's memory for it stays bounded (spec: watch cache).
+//! server's memory for it stays bounded (the watch cache's per-watcher buffer is finite).
 
 use std::time::{Duration, Instant};
 

@@ -279,7 +279,7 @@ impl K {
         }
     }
 
-    /// The status of a fresh object (spec §4).
+    /// The status of a fresh object: every field present, at its initial value.
     pub fn default_status(self) -> Option<Value> {
         Some(match self {
             K::Application => json!({

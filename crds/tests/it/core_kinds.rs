@@ -1,8 +1,6 @@
 //! `core` kinds: decoding, defaults, errors and merges.
 
-mod common;
-
-use common::{err, meta, ok, round_trip, with};
+use crate::common::{err, meta, ok, round_trip, with};
 use krake_crds::core::{
     GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, MetricsProviderSpec, Role,
     RoleBinding, Verb,
@@ -92,7 +90,7 @@ fn required_top_level_fields() {
 #[test]
 fn label_errors_have_upstream_shape() {
     let input = json!({"metadata": {"name": "r", "labels": {"ok": "v", "a:b": "v", "k": "-v"}}, "rules": []});
-    let e = common::errors::<Role>(input);
+    let e = crate::common::errors::<Role>(input);
     let subjects: Vec<_> = e
         .iter()
         .map(|f| (f.dotted_path(), f.subject.clone().unwrap()))

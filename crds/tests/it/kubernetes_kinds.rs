@@ -1,9 +1,8 @@
 //! `kubernetes` kinds: Application, Cluster and the request-only kinds.
 
-mod common;
-
-use common::{err, errors, meta, ok, round_trip, with};
+use crate::common::{err, errors, meta, ok, round_trip, with};
 use krake_crds::core::ReasonCode;
+use krake_crds::fixtures::kubeconfig;
 use krake_crds::kubernetes::{
     Application, ApplicationSpec, ApplicationState, ApplicationStatus, Cluster, ClusterBinding,
     ClusterSpec, ClusterState, ClusterStatus, Complete, Shutdown, Tosca,
@@ -368,14 +367,6 @@ fn decode_create_ignores_status_and_read_only_metadata() {
 // Cluster
 // ---------------------------------------------------------------------------------
 
-fn kubeconfig() -> Value {
-    json!({"apiVersion": "v1", "kind": "Config", "preferences": {},
-           "clusters": [{"name": "c1", "cluster": {"server": "https://127.0.0.1:6443", "certificate-authority-data": "x"}}],
-           "users": [{"name": "u1", "user": {"token": "t"}}],
-           "contexts": [{"name": "ctx", "context": {"cluster": "c1", "user": "u1"}}],
-           "current-context": "ctx"})
-}
-
 fn cluster() -> Value {
     json!({"api": "kubernetes", "kind": "Cluster", "metadata": meta("c1", Some("ns1")),
            "spec": {"kubeconfig": kubeconfig(), "tosca": {}, "custom_resources": [],
@@ -454,7 +445,7 @@ fn cluster_status_values_round_trip() {
 
 fn kubeconfig_err(patch: impl FnOnce(&mut Value)) -> String {
     let e = errors::<Cluster>(with(&cluster(), |v| {
-        let mut kc = kubeconfig();
+        let mut kc = Value::Object(kubeconfig());
         patch(&mut kc);
         v["spec"]["kubeconfig"] = kc;
     }));

@@ -1,4 +1,4 @@
-//! The table of the fourteen kinds (API, kind, plural, scope, status): constants, keys and state names of all fourteen kinds.
+//! The fourteen kinds side by side: API, kind, plural, scope, keys and state names.
 
 use krake_crds::Resource;
 use krake_crds::core::{

@@ -1,10 +1,8 @@
 //! Reflector behaviour against the in-memory fake API, with a paused clock.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{FakeApi, role};
+use crate::common::{FakeApi, role};
 use krake_crds::core::Role;
 use krake_runtime::{Backoff, CancellationToken, Change, Reflector, ReflectorConfig};
 use tokio::sync::mpsc::UnboundedReceiver;

@@ -1,13 +1,11 @@
 //! Controller timing logic against the in-memory fake API, with a paused clock.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{FakeApi, role};
+use crate::common::{FakeApi, role};
 use krake_crds::core::{Role, RoleBinding};
 use krake_runtime::prometheus_client;
 use krake_runtime::{

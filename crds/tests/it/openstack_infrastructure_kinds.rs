@@ -1,8 +1,6 @@
 //! `openstack` and `infrastructure` kinds.
 
-mod common;
-
-use common::{err, meta, ok, round_trip, with};
+use crate::common::{err, meta, ok, round_trip, with};
 use krake_crds::infrastructure::{
     Cloud, CloudBinding, CloudSpec, CloudState, CloudStatus, GLOBAL_CLOUD_NAMESPACED_METRIC,
     GLOBAL_CLOUD_NAMESPACED_PROVIDER, GlobalCloud, GlobalInfrastructureProvider, IM_AUTH_REQUIRED,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use krake_api_server::{Config as ApiConfig, RunningServer};
 use krake_client::{Client, ClientConfig};
 use krake_crds::core::Role;
-use krake_crds::kubernetes::{Application, Cluster, ClusterState};
+use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::{Metadata, Resource};
 use krake_testkit::{eventually, free_port};
 use serde_json::json;
@@ -194,18 +194,15 @@ async fn all_runs_the_scheduler_and_the_collector() {
     process.wait_status("/readyz", 200).await;
 
     // Scheduler: an application is bound to the one online cluster.
-    let cluster: Cluster = serde_json::from_value(json!({
-        "metadata": {"name": "c1", "namespace": "ns"},
-        "spec": {"constraints": {"cloud": {}}, "kubeconfig": {"apiVersion": "v1", "kind": "Config",
-            "current-context": "c1",
-            "clusters": [{"name": "c1", "cluster": {"server": "https://10.0.0.1:6443"}}],
-            "users": [{"name": "admin", "user": {"token": "secret"}}],
-            "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "admin"}}]}}
-    }))
-    .unwrap();
-    let mut cluster = c.api::<Cluster>().create(&cluster).await.unwrap();
-    cluster.status.state = ClusterState::Online;
-    c.api::<Cluster>().update_status(&cluster).await.unwrap();
+    let cluster = c
+        .api::<Cluster>()
+        .create(&Cluster::test("ns", "c1"))
+        .await
+        .unwrap();
+    c.api::<Cluster>()
+        .update_status(&cluster.online())
+        .await
+        .unwrap();
     let app: Application = serde_json::from_value(json!({
         "metadata": {"name": "app", "namespace": "ns"},
         "spec": {"manifest": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "echo"},

@@ -159,14 +159,11 @@ async fn cloud(client: &Client, name: &str) -> Cloud {
 
 /// A cluster bound to `cloud` (the binding adds the owner), if any.
 async fn cluster(client: &Client, name: &str, cloud: Option<&str>) -> Cluster {
-    let cluster: Cluster = parse(json!({
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"constraints": {"cloud": {}}, "kubeconfig": {"apiVersion": "v1", "kind": "Config", "current-context": "c1",
-            "clusters": [{"name": "c1", "cluster": {"server": "https://10.0.0.1:6443"}}],
-            "users": [{"name": "admin", "user": {"token": "secret"}}],
-            "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "admin"}}]}}
-    }));
-    let created = client.api::<Cluster>().create(&cluster).await.unwrap();
+    let created = client
+        .api::<Cluster>()
+        .create(&Cluster::test(NS, name))
+        .await
+        .unwrap();
     match cloud {
         Some(cloud) => client
             .bind_cluster(NS, name, reference::<Cloud>(cloud))

@@ -6,6 +6,5 @@ cd "$(dirname "$0")/.."
 
 hack/install-tools.sh
 
-# Tests that need etcd fail (never skip) when it is missing.
-export KRAKE_REQUIRE_ETCD=1
+# Tests that need etcd, helm or prometheus fail (never skip) when it is missing.
 cargo test --workspace --lib --bins --tests --locked -- --test-threads="${KRAKE_TEST_THREADS:-4}"

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
-use krake_e2e::api_server::ApiServerProcess;
-use krake_e2e::etcd::EtcdServer;
+use krake_testkit::api_server::ApiServerProcess;
+use krake_testkit::etcd::EtcdServer;
+use krake_testkit::http;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
@@ -91,6 +92,28 @@ where
     stats(all, start.elapsed())
 }
 
+/// Create `count` Applications named `{prefix}{i}` in the collection `url`, over
+/// `CONCURRENCY` tasks.
+async fn create_applications(
+    client: &reqwest::Client,
+    url: &str,
+    prefix: &str,
+    count: usize,
+) -> Stats {
+    let client = client.clone();
+    let url = url.to_string();
+    let prefix = prefix.to_string();
+    concurrently(count, move |i| {
+        let client = client.clone();
+        let url = url.clone();
+        let body = application(&format!("{prefix}{i}"));
+        async move {
+            http::create(&client, &url, &body).await;
+        }
+    })
+    .await
+}
+
 fn rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -153,25 +176,7 @@ async fn main() {
         .unwrap();
     let apps = format!("{base}/kubernetes/namespaces/bench/applications");
 
-    let creates = {
-        let client = client.clone();
-        let apps = apps.clone();
-        concurrently(CREATES, move |i| {
-            let client = client.clone();
-            let apps = apps.clone();
-            async move {
-                let r = client
-                    .post(&apps)
-                    .json(&application(&format!("app{i}")))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-                r.bytes().await.unwrap();
-            }
-        })
-        .await
-    };
+    let creates = create_applications(&client, &apps, "app", CREATES).await;
 
     let gets = {
         let client = client.clone();
@@ -190,24 +195,7 @@ async fn main() {
 
     // LIST of exactly 1,000 Applications in their own namespace.
     let list_ns = format!("{base}/kubernetes/namespaces/list1000/applications");
-    {
-        let client = client.clone();
-        let list_ns = list_ns.clone();
-        concurrently(1000, move |i| {
-            let client = client.clone();
-            let url = list_ns.clone();
-            async move {
-                let r = client
-                    .post(&url)
-                    .json(&application(&format!("l{i}")))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-            }
-        })
-        .await;
-    }
+    create_applications(&client, &list_ns, "l", 1000).await;
     let body: Value = client
         .get(&list_ns)
         .send()
@@ -304,24 +292,13 @@ async fn main() {
 
     // Memory with 10,000 Applications stored (the steps above stored 5,001).
     let stored_so_far = CREATES + 1000 + 1;
-    {
-        let client = client.clone();
-        let url = format!("{base}/kubernetes/namespaces/rss/applications");
-        concurrently(RSS_OBJECTS - stored_so_far, move |i| {
-            let client = client.clone();
-            let url = url.clone();
-            async move {
-                let r = client
-                    .post(&url)
-                    .json(&application(&format!("m{i}")))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-            }
-        })
-        .await;
-    }
+    create_applications(
+        &client,
+        &format!("{base}/kubernetes/namespaces/rss/applications"),
+        "m",
+        RSS_OBJECTS - stored_so_far,
+    )
+    .await;
     let rss = rss_mb(server.pid());
     // And after listing all 10,000 at once (peak buffers of a full list).
     let all: Value = client

@@ -1,13 +1,17 @@
 //! Multi-process tests: real `krake-api` processes on a real etcd or the embedded store.
 //! Read-your-writes across two servers, restarts mid-traffic, graceful shutdown.
+//!
+//! A test binary of its own, outside `tests/it/`: it starts and kills server processes
+//! with timing assumptions that the in-process tests running alongside would disturb.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use krake_e2e::api_server::ApiServerProcess;
-use krake_e2e::etcd::EtcdServer;
+use krake_testkit::api_server::ApiServerProcess;
+use krake_testkit::etcd::EtcdServer;
+use krake_testkit::http;
 use serde_json::{Value, json};
 
 fn binary() -> &'static Path {
@@ -39,14 +43,7 @@ async fn a_write_through_one_server_is_read_through_another() {
 
     for i in 0..20 {
         let name = format!("app{i}");
-        let created = client
-            .post(apps_url(&a.url()))
-            .json(&application(&name))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 200);
-        let created: Value = created.json().await.unwrap();
+        let created = http::create(&client, &apps_url(&a.url()), &application(&name)).await;
         // Immediately, with no delay: a linearizable read through the other server.
         let read = client
             .get(format!("{}/{name}", apps_url(&b.url())))
@@ -66,14 +63,7 @@ async fn a_write_through_one_server_is_read_through_another() {
             .await
             .unwrap();
         assert_eq!(updated.status(), 200);
-        let listed: Value = client
-            .get(apps_url(&a.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = http::get(&client, &apps_url(&a.url())).await;
         let item = listed["items"]
             .as_array()
             .unwrap()
@@ -100,13 +90,7 @@ async fn a_watch_on_one_server_sees_writes_through_another() {
         .unwrap();
     assert_eq!(watch.status(), 200);
     for i in 0..5 {
-        let r = client
-            .post(apps_url(&a.url()))
-            .json(&application(&format!("w{i}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        http::create(&client, &apps_url(&a.url()), &application(&format!("w{i}"))).await;
     }
     let mut buffer = String::new();
     let mut seen = Vec::new();
@@ -180,18 +164,8 @@ async fn restart_mid_traffic_loses_nothing(args: &[&str]) {
     );
 
     server.restart().await;
-    let listed: Value = reqwest::get(apps_url(&server.url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let names: std::collections::HashSet<String> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
+    let listed = http::get(&reqwest::Client::new(), &apps_url(&server.url())).await;
+    let names: std::collections::HashSet<String> = http::item_names(&listed).into_iter().collect();
     for name in &acknowledged {
         assert!(
             names.contains(name),

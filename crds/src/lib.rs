@@ -11,6 +11,8 @@ pub mod constraints;
 pub mod core;
 pub mod crd;
 pub mod decode;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod infrastructure;
 pub mod json;
 pub mod kinds;

@@ -46,17 +46,7 @@ fn app(namespace: &str, name: &str) -> Application {
 }
 
 fn cluster(namespace: &str, name: &str) -> Cluster {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": namespace, "labels": {"location": "DE"}},
-        "spec": {
-            "constraints": {"cloud": {}},
-            "kubeconfig": {"apiVersion": "v1", "kind": "Config", "current-context": "c1",
-                "clusters": [{"name": "c1", "cluster": {"server": "https://10.0.0.1:6443"}}],
-                "users": [{"name": "admin", "user": {"token": "secret"}}],
-                "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "admin"}}]}
-        }
-    }))
-    .unwrap()
+    Cluster::test(namespace, name).label("location", "DE")
 }
 
 fn rv<R: Resource>(obj: &R) -> i64 {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use krake_api_server::Config;
 use krake_api_server::config::TlsConfig;
 use krake_client::{Client, ClientConfig, Error, Method};
-use krake_e2e::pki::{DevPki, write_dev_pki};
+use krake_testkit::pki::{DevPki, write_dev_pki};
 
 async fn pki(dir: &std::path::Path) -> DevPki {
     let dir = dir.to_path_buf();

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use krake_api_server::{Config as ApiConfig, RunningServer};
 use krake_client::{Client, ClientConfig};
 use krake_crds::core::Role;
-use krake_crds::kubernetes::{Application, Cluster, ClusterState};
+use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::{Metadata, Resource};
-use krake_e2e::api_server::free_port;
+use krake_testkit::{eventually, free_port};
 use serde_json::json;
 use tokio::process::{Child, Command};
 
@@ -112,21 +112,6 @@ impl Process {
     }
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn exists<R: Resource>(client: &Client, namespace: Option<&str>, name: &str) -> bool {
     match client.api::<R>().get(namespace, name).await {
         Ok(_) => true,
@@ -143,7 +128,7 @@ async fn collector_removes_a_deleted_role(client: &Client, name: &str) {
         .await
         .unwrap();
     roles.delete(None, name, false).await.unwrap();
-    eventually(&format!("role {name} removed"), || async {
+    eventually(&format!("role {name} removed"), WAIT, || async {
         (!exists::<Role>(client, None, name).await).then_some(())
     })
     .await;
@@ -209,18 +194,15 @@ async fn all_runs_the_scheduler_and_the_collector() {
     process.wait_status("/readyz", 200).await;
 
     // Scheduler: an application is bound to the one online cluster.
-    let cluster: Cluster = serde_json::from_value(json!({
-        "metadata": {"name": "c1", "namespace": "ns"},
-        "spec": {"constraints": {"cloud": {}}, "kubeconfig": {"apiVersion": "v1", "kind": "Config",
-            "current-context": "c1",
-            "clusters": [{"name": "c1", "cluster": {"server": "https://10.0.0.1:6443"}}],
-            "users": [{"name": "admin", "user": {"token": "secret"}}],
-            "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "admin"}}]}}
-    }))
-    .unwrap();
-    let mut cluster = c.api::<Cluster>().create(&cluster).await.unwrap();
-    cluster.status.state = ClusterState::Online;
-    c.api::<Cluster>().update_status(&cluster).await.unwrap();
+    let cluster = c
+        .api::<Cluster>()
+        .create(&Cluster::test("ns", "c1"))
+        .await
+        .unwrap();
+    c.api::<Cluster>()
+        .update_status(&cluster.online())
+        .await
+        .unwrap();
     let app: Application = serde_json::from_value(json!({
         "metadata": {"name": "app", "namespace": "ns"},
         "spec": {"manifest": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "echo"},
@@ -229,7 +211,7 @@ async fn all_runs_the_scheduler_and_the_collector() {
     }))
     .unwrap();
     c.api::<Application>().create(&app).await.unwrap();
-    eventually("app bound to c1", || async {
+    eventually("app bound to c1", WAIT, || async {
         let app = c.api::<Application>().get(Some("ns"), "app").await.unwrap();
         (app.status.scheduled_to.as_ref().map(|r| r.name.as_str()) == Some("c1")).then_some(())
     })
@@ -240,7 +222,7 @@ async fn all_runs_the_scheduler_and_the_collector() {
         .delete(Some("ns"), "c1", false)
         .await
         .unwrap();
-    eventually("cluster and application removed", || async {
+    eventually("cluster and application removed", WAIT, || async {
         (!exists::<Cluster>(c, Some("ns"), "c1").await
             && !exists::<Application>(c, Some("ns"), "app").await)
             .then_some(())

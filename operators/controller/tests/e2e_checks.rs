@@ -10,7 +10,7 @@ use std::time::Duration;
 use krake_api_server::Config as ApiConfig;
 use krake_api_server::bootstrap;
 use krake_api_server::server::open_store;
-use krake_e2e::api_server::free_port;
+use krake_testkit::free_port;
 use tokio::process::Command;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_krake-controller");

@@ -3,9 +3,8 @@
 //! The collector runs without periodic resync and with a long wait requeue, so every
 //! cascade here is driven by watch events alone.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use krake_api_server::{Config as ApiConfig, RunningServer};
@@ -16,6 +15,7 @@ use krake_crds::kubernetes::{Application, Cluster};
 use krake_crds::{Metadata, Resource, ResourceRef};
 use krake_garbage_collector::{Config, GarbageCollector};
 use krake_runtime::{Backoff, CancellationToken, ControllerConfig, ControllerMetrics, Readiness};
+use krake_testkit::eventually;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -76,7 +76,7 @@ impl Gc {
             metrics,
             readiness,
         };
-        eventually("collector ready", || async {
+        eventually("collector ready", WAIT, || async {
             gc.readiness.is_ready().then_some(())
         })
         .await;
@@ -98,22 +98,6 @@ impl Gc {
 impl Drop for Gc {
     fn drop(&mut self) {
         self.shutdown.cancel();
-    }
-}
-
-/// Poll `probe` until it returns `Some`, at most [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -148,7 +132,7 @@ async fn delete<R: Resource>(client: &Client, name: &str) {
 }
 
 async fn gone<R: Resource>(client: &Client, name: &str) {
-    eventually(&format!("{} {name} removed", R::KIND), || async {
+    eventually(&format!("{} {name} removed", R::KIND), WAIT, || async {
         find::<R>(client, name).await.is_none().then_some(())
     })
     .await
@@ -177,14 +161,11 @@ async fn cloud(client: &Client, name: &str) -> Cloud {
 
 /// A cluster bound to `cloud` (the binding adds the owner), if any.
 async fn cluster(client: &Client, name: &str, cloud: Option<&str>) -> Cluster {
-    let cluster: Cluster = parse(json!({
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"constraints": {"cloud": {}}, "kubeconfig": {"apiVersion": "v1", "kind": "Config", "current-context": "c1",
-            "clusters": [{"name": "c1", "cluster": {"server": "https://10.0.0.1:6443"}}],
-            "users": [{"name": "admin", "user": {"token": "secret"}}],
-            "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "admin"}}]}}
-    }));
-    let created = client.api::<Cluster>().create(&cluster).await.unwrap();
+    let created = client
+        .api::<Cluster>()
+        .create(&Cluster::test(NS, name))
+        .await
+        .unwrap();
     match cloud {
         Some(cloud) => client
             .bind_cluster(NS, name, reference::<Cloud>(cloud))
@@ -259,7 +240,7 @@ impl Removals {
     }
 
     async fn wait_for(&self, what: &str) {
-        eventually(&format!("removal of {what} observed"), || async {
+        eventually(&format!("removal of {what} observed"), WAIT, || async {
             self.0
                 .lock()
                 .unwrap()
@@ -311,7 +292,7 @@ async fn chain_is_deleted_bottom_up_and_other_finalizers_are_respected() {
     gone::<Application>(c, "plain").await;
     // The application's own finalizer is now last: the collector is done with it, the
     // application controller's turn has come; everything above waits.
-    let app = eventually("cascade_deletion removed from app", || async {
+    let app = eventually("cascade_deletion removed from app", WAIT, || async {
         let app: Application = get(c, "app").await;
         released(&app.metadata, &["kubernetes_resources_deletion"]).then_some(app)
     })
@@ -490,7 +471,7 @@ async fn objects_outside_a_cascade_are_untouched() {
     gone::<Role>(c, "unowned-deleted").await;
     // A finalizer below ours stays.
     delete::<Role>(c, "guarded").await;
-    eventually("guarded released by the collector", || async {
+    eventually("guarded released by the collector", WAIT, || async {
         let r: Role = get(c, "guarded").await;
         released(&r.metadata, &["other_controller"]).then_some(())
     })
@@ -524,7 +505,7 @@ async fn dependents_vanishing_on_their_own_do_not_block_or_fail() {
     let gc = Gc::start(c).await;
 
     delete::<Cluster>(c, "cluster").await;
-    eventually("apps released by the collector", || async {
+    eventually("apps released by the collector", WAIT, || async {
         let a: Application = get(c, "forced").await;
         let b: Application = get(c, "slow").await;
         (released(&a.metadata, &["kubernetes_resources_deletion"])
@@ -554,7 +535,7 @@ async fn a_dependent_dropping_its_owner_reference_releases_the_owner() {
     let gc = Gc::start(c).await;
 
     delete::<Cluster>(c, "cluster").await;
-    let mut app = eventually("app released by the collector", || async {
+    let mut app = eventually("app released by the collector", WAIT, || async {
         let a: Application = get(c, "app").await;
         released(&a.metadata, &["kubernetes_resources_deletion"]).then_some(a)
     })

@@ -21,7 +21,7 @@
 //!    provider query made once); then the filtering and scoring alone
 //!    (`select_placement`).
 //! 2. **Create → binding latency** at 100 creates/s: a real etcd and a release
-//!    `krake-api` process (`krake_e2e`), the scheduler ([`Scheduler`], default config)
+//!    `krake-api` process (`krake_testkit`), the scheduler ([`Scheduler`], default config)
 //!    running in this process, 20 ONLINE clusters with 5 static metrics each.
 //! 3. **RSS of a reflector store with 10,000 Applications**: this binary re-executes
 //!    itself as a bare controller process (runtime + client + one `Reflector`) and reads
@@ -48,10 +48,9 @@ use krake_client::transport::{Transport, TransportConfig};
 use krake_client::{Client, ClientConfig, WatchEvent};
 use krake_crds::Resource;
 use krake_crds::core::{GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider};
+use krake_crds::fixtures::kubeconfig;
 use krake_crds::infrastructure::{Cloud, GlobalCloud};
 use krake_crds::kubernetes::{Application, Cluster, ClusterState};
-use krake_e2e::api_server::ApiServerProcess;
-use krake_e2e::etcd::EtcdServer;
 use krake_runtime::{CancellationToken, Reflector, Store, Writer};
 use krake_scheduler::application::{
     Admission, Gate, Placement, RetryGate, Write, admit_application, decision_write, retry_gate,
@@ -61,6 +60,8 @@ use krake_scheduler::candidates::{CandidateStores, Candidates, StoreMetricsSourc
 use krake_scheduler::providers::Providers;
 use krake_scheduler::scoring::RandomChooser;
 use krake_scheduler::{Config, Scheduler};
+use krake_testkit::api_server::ApiServerProcess;
+use krake_testkit::etcd::EtcdServer;
 use serde_json::{Value, json};
 
 /// Clusters in the decision benchmark.
@@ -98,13 +99,6 @@ const RSS_NS: &str = "rss";
 
 fn parse<R: Resource>(value: Value) -> R {
     serde_json::from_value(value).expect("valid object")
-}
-
-fn kubeconfig() -> Value {
-    json!({"apiVersion": "v1", "kind": "Config", "current-context": "c1",
-        "clusters": [{"name": "c1", "cluster": {"server": "https://10.0.0.1:6443"}}],
-        "users": [{"name": "admin", "user": {"token": "secret"}}],
-        "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "admin"}}]})
 }
 
 /// Raw value of provider metric `raw{k}`, in `[0, 100]`.

@@ -110,7 +110,7 @@ pub(crate) mod fixtures {
         AuthMethod, MagnumCluster, MagnumClusterSpec, Project, ProjectSpec,
     };
     use krake_crds::{Metadata, Timestamp};
-    use serde_json::{Map, Value, json};
+    use serde_json::{Map, Value};
 
     pub fn meta(name: &str, namespace: Option<&str>, labels: &[(&str, &str)]) -> Metadata {
         let mut m = Metadata::named(name);
@@ -127,12 +127,7 @@ pub(crate) mod fixtures {
         Timestamp::parse(s).expect("valid timestamp")
     }
 
-    pub fn kubeconfig() -> Map<String, Value> {
-        json!({"current-context": "c"})
-            .as_object()
-            .cloned()
-            .unwrap()
-    }
+    pub use krake_crds::fixtures::kubeconfig;
 
     pub fn cluster(name: &str, labels: &[(&str, &str)]) -> Cluster {
         let mut c = Cluster::new(

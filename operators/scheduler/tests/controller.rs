@@ -1,17 +1,18 @@
 //! The scheduler against a real in-process Krake API server (embedded store).
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use krake_api_server::{Config as ApiConfig, RunningServer};
 use krake_client::{Client, ClientConfig};
 use krake_crds::core::{GlobalMetric, GlobalMetricsProvider, ReasonCode};
+use krake_crds::fixtures::kubeconfig;
 use krake_crds::infrastructure::{Cloud, GlobalCloud};
 use krake_crds::kubernetes::{Application, ApplicationState, Cluster, ClusterState};
 use krake_crds::openstack::{MagnumCluster, MagnumClusterState, Project};
 use krake_crds::{Resource, ResourceRef};
 use krake_runtime::CancellationToken;
 use krake_scheduler::Config;
+use krake_testkit::eventually;
 use serde_json::{Value, json};
 
 const NS: &str = "tenant";
@@ -74,24 +75,15 @@ fn parse<R: Resource>(value: Value) -> R {
     serde_json::from_value(value).unwrap()
 }
 
-fn kubeconfig() -> Value {
-    json!({"apiVersion": "v1", "kind": "Config", "current-context": "c1",
-        "clusters": [{"name": "c1", "cluster": {"server": "https://10.0.0.1:6443"}}],
-        "users": [{"name": "admin", "user": {"token": "secret"}}],
-        "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "admin"}}]})
-}
-
 /// A registered cluster, set ONLINE (as the cluster observer does).
 async fn online_cluster(client: &Client, name: &str, labels: Value, metrics: Value) -> Cluster {
-    let cluster: Cluster = parse(json!({
-        "metadata": {"name": name, "namespace": NS, "labels": labels},
-        "spec": {"constraints": {"cloud": {}}, "kubeconfig": kubeconfig(), "metrics": metrics}
-    }));
-    let mut created = client.api::<Cluster>().create(&cluster).await.unwrap();
-    created.status.state = ClusterState::Online;
+    let mut cluster = Cluster::test(NS, name);
+    cluster.metadata.labels = labels.as_object().cloned().unwrap_or_default();
+    cluster.spec.metrics = serde_json::from_value(metrics).unwrap();
+    let created = client.api::<Cluster>().create(&cluster).await.unwrap();
     client
         .api::<Cluster>()
-        .update_status(&created)
+        .update_status(&created.online())
         .await
         .unwrap()
 }
@@ -114,22 +106,6 @@ async fn create_app(client: &Client, name: &str, spec_extra: Value) -> Applicati
 
 async fn get<R: Resource>(client: &Client, namespace: Option<&str>, name: &str) -> R {
     client.api::<R>().get(namespace, name).await.unwrap()
-}
-
-/// Poll `probe` until it returns `Some`, at most `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The application once it is bound to `cluster`.
@@ -644,7 +620,7 @@ async fn automatic_cluster_creation_on_the_best_cloud() {
 
     // The infrastructure controller creates it and the observer reports it ONLINE.
     let mut cluster: Cluster = get(c, Some(NS), &name).await;
-    cluster.spec.kubeconfig = kubeconfig().as_object().cloned().unwrap();
+    cluster.spec.kubeconfig = kubeconfig();
     let mut cluster = c.api::<Cluster>().update(&cluster).await.unwrap();
     cluster.status.state = ClusterState::Online;
     c.api::<Cluster>().update_status(&cluster).await.unwrap();

@@ -14,6 +14,7 @@ use axum::routing::get;
 use krake_client::transport::{Transport, TransportConfig};
 use krake_crds::core::ReasonCode;
 use krake_scheduler::providers::{MetricsProvider, PrometheusProvider};
+use krake_testkit::free_port;
 
 fn prometheus_binary() -> PathBuf {
     let candidates = std::env::var_os("PATH")
@@ -31,11 +32,6 @@ fn prometheus_binary() -> PathBuf {
         "the `prometheus` binary is required by this test but was not found in PATH: \
          install it with `hack/install-tools.sh` (Debian package `prometheus`)"
     );
-}
-
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn log_tail(path: &Path) -> String {
@@ -96,7 +92,7 @@ async fn prometheus_provider_against_a_real_server() {
         ),
     )
     .unwrap();
-    let port = free_port().await;
+    let port = free_port();
     let log = dir.path().join("prometheus.log");
     let log_file = std::fs::File::create(&log).unwrap();
     let mut child = tokio::process::Command::new(&binary)

@@ -1,0 +1,21 @@
+//! The API server's black-box tests, linked as one test binary (one link instead of one
+//! per file, which matters on small build machines). `multiprocess.rs` stays a binary of
+//! its own.
+
+mod common;
+
+mod authn;
+mod bootstrap;
+mod http_core;
+mod http_crud;
+mod http_errors;
+mod http_infrastructure;
+mod http_kubernetes;
+mod http_misc;
+mod http_openstack;
+mod http_watch;
+mod rbac;
+mod storage_conformance;
+mod tls;
+mod transaction_retry;
+mod watch_slow_consumer;

@@ -12,14 +12,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use krake_crds::Resource;
-use krake_crds::core::{
-    GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
-};
-use krake_crds::infrastructure::{
-    Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
-};
-use krake_crds::kubernetes::{Application, Cluster};
-use krake_crds::openstack::{MagnumCluster, Project};
+use krake_crds::core::{Role, RoleBinding};
+use krake_crds::kinds::{KindVisitor, visit_kinds};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -95,16 +89,21 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, Error> {
     })
 }
 
-fn add_cache<R: Resource>(
-    caches: &mut HashMap<String, Arc<WatchCache>>,
-    store: &Arc<dyn Store>,
+/// One watch cache per persisted kind, by key prefix.
+struct WatchCaches<'a> {
+    caches: HashMap<String, Arc<WatchCache>>,
+    store: &'a Arc<dyn Store>,
     capacity: usize,
-) {
-    let prefix = R::prefix(None);
-    caches.insert(
-        prefix.clone(),
-        WatchCache::new(prefix, store.clone(), renderer::<R>(), capacity),
-    );
+}
+
+impl KindVisitor for WatchCaches<'_> {
+    fn visit<R: Resource>(&mut self) {
+        let prefix = R::prefix(None);
+        self.caches.insert(
+            prefix.clone(),
+            WatchCache::new(prefix, self.store.clone(), renderer::<R>(), self.capacity),
+        );
+    }
 }
 
 /// Bind and start serving; returns once the socket listens.
@@ -140,21 +139,13 @@ async fn start_serving(
     let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, metrics.clone()));
     let shutdown = CancellationToken::new();
     let capacity = config.watch_cache_events;
-    let mut caches = HashMap::new();
-    add_cache::<Role>(&mut caches, &store, capacity);
-    add_cache::<RoleBinding>(&mut caches, &store, capacity);
-    add_cache::<GlobalMetric>(&mut caches, &store, capacity);
-    add_cache::<Metric>(&mut caches, &store, capacity);
-    add_cache::<GlobalMetricsProvider>(&mut caches, &store, capacity);
-    add_cache::<MetricsProvider>(&mut caches, &store, capacity);
-    add_cache::<Application>(&mut caches, &store, capacity);
-    add_cache::<Cluster>(&mut caches, &store, capacity);
-    add_cache::<Project>(&mut caches, &store, capacity);
-    add_cache::<MagnumCluster>(&mut caches, &store, capacity);
-    add_cache::<GlobalInfrastructureProvider>(&mut caches, &store, capacity);
-    add_cache::<InfrastructureProvider>(&mut caches, &store, capacity);
-    add_cache::<GlobalCloud>(&mut caches, &store, capacity);
-    add_cache::<Cloud>(&mut caches, &store, capacity);
+    let mut caches = WatchCaches {
+        caches: HashMap::new(),
+        store: &store,
+        capacity,
+    };
+    visit_kinds(&mut caches);
+    let caches = caches.caches;
     for cache in caches.values() {
         tokio::spawn(cache.clone().run(shutdown.clone()));
     }

@@ -10,14 +10,6 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, extract::DefaultBodyLimit};
-use krake_crds::core::{
-    GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
-};
-use krake_crds::infrastructure::{
-    Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
-};
-use krake_crds::kubernetes::{Application, Cluster};
-use krake_crds::openstack::{MagnumCluster, Project};
 use tracing::Instrument;
 
 use super::problem::{problem_response, problems};
@@ -67,20 +59,10 @@ fn kind_routes<R: ApiKind>(router: Router<AppState>) -> Router<AppState> {
 /// Build the complete application.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
-    router = kind_routes::<Role>(router);
-    router = kind_routes::<RoleBinding>(router);
-    router = kind_routes::<GlobalMetric>(router);
-    router = kind_routes::<Metric>(router);
-    router = kind_routes::<GlobalMetricsProvider>(router);
-    router = kind_routes::<MetricsProvider>(router);
-    router = kind_routes::<Application>(router);
-    router = kind_routes::<Cluster>(router);
-    router = kind_routes::<Project>(router);
-    router = kind_routes::<MagnumCluster>(router);
-    router = kind_routes::<GlobalInfrastructureProvider>(router);
-    router = kind_routes::<InfrastructureProvider>(router);
-    router = kind_routes::<GlobalCloud>(router);
-    router = kind_routes::<Cloud>(router);
+    macro_rules! all_kind_routes {
+        ($($kind:ty),*) => { $( router = kind_routes::<$kind>(router); )* };
+    }
+    krake_crds::for_each_kind!(all_kind_routes);
     let apps = "/kubernetes/namespaces/{ns}/applications/{name}";
     router = router
         .route(

@@ -9,15 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 use krake_client::{Api, Client};
-use krake_crds::Resource;
-use krake_crds::core::{
-    GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
-};
-use krake_crds::infrastructure::{
-    Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
-};
-use krake_crds::kubernetes::{Application, Cluster};
-use krake_crds::openstack::{MagnumCluster, Project};
+use krake_crds::{KindInfo, KindVisitor, Resource, visit_kinds};
 use krake_runtime::{
     Action, ApiSource, CancellationToken, Change, ControllerConfig, ControllerMetrics, Metrics,
     ObjectRef, Readiness, Reflector, ReflectorConfig, WorkQueue, finalizer, run_workers,
@@ -27,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::graph::{Decision, Graph, NodeState};
-use crate::kinds::{CASCADE_DELETION, NodeId, is_cascading, kind_info};
+use crate::kinds::{CASCADE_DELETION, NodeId, is_cascading};
 
 /// The controller name in logs and metrics.
 pub const NAME: &str = "garbage-collector";
@@ -253,16 +245,21 @@ async fn release_object<R: Resource>(api: &Api<R>, id: &NodeId, obj: R) -> Resul
 
 type Kinds = HashMap<(&'static str, &'static str), Arc<dyn KindHandle>>;
 
-fn register<R: Resource>(
-    kinds: &mut Kinds,
-    readiness: &Readiness,
-    client: &Client,
-    config: &ReflectorConfig,
-    shared: &Arc<Shared>,
-) {
-    let typed = Typed::<R>::new(client, config, shared);
-    readiness.add_store(&typed.reflector.store());
-    kinds.insert((R::API, R::KIND), Arc::new(typed));
+/// Registers a reflector for every kind with the graph and the readiness gate.
+struct Register<'a> {
+    kinds: Kinds,
+    readiness: &'a Readiness,
+    client: &'a Client,
+    config: &'a ReflectorConfig,
+    shared: &'a Arc<Shared>,
+}
+
+impl KindVisitor for Register<'_> {
+    fn visit<R: Resource>(&mut self) {
+        let typed = Typed::<R>::new(self.client, self.config, self.shared);
+        self.readiness.add_store(&typed.reflector.store());
+        self.kinds.insert((R::API, R::KIND), Arc::new(typed));
+    }
 }
 
 struct Context {
@@ -273,7 +270,7 @@ struct Context {
 
 impl Context {
     fn kind(&self, id: &NodeId) -> Option<&Arc<dyn KindHandle>> {
-        let info = kind_info(&id.api, &id.kind)?;
+        let info = KindInfo::find(&id.api, &id.kind)?;
         self.kinds.get(&(info.api, info.kind))
     }
 }
@@ -362,22 +359,15 @@ impl GarbageCollector {
             queue,
         });
         let readiness = Readiness::new();
-        let mut kinds = Kinds::new();
-        let rc = &config.reflector;
-        register::<Role>(&mut kinds, &readiness, client, rc, &shared);
-        register::<RoleBinding>(&mut kinds, &readiness, client, rc, &shared);
-        register::<GlobalMetric>(&mut kinds, &readiness, client, rc, &shared);
-        register::<GlobalMetricsProvider>(&mut kinds, &readiness, client, rc, &shared);
-        register::<Metric>(&mut kinds, &readiness, client, rc, &shared);
-        register::<MetricsProvider>(&mut kinds, &readiness, client, rc, &shared);
-        register::<Application>(&mut kinds, &readiness, client, rc, &shared);
-        register::<Cluster>(&mut kinds, &readiness, client, rc, &shared);
-        register::<Project>(&mut kinds, &readiness, client, rc, &shared);
-        register::<MagnumCluster>(&mut kinds, &readiness, client, rc, &shared);
-        register::<GlobalInfrastructureProvider>(&mut kinds, &readiness, client, rc, &shared);
-        register::<InfrastructureProvider>(&mut kinds, &readiness, client, rc, &shared);
-        register::<GlobalCloud>(&mut kinds, &readiness, client, rc, &shared);
-        register::<Cloud>(&mut kinds, &readiness, client, rc, &shared);
+        let mut register = Register {
+            kinds: Kinds::new(),
+            readiness: &readiness,
+            client,
+            config: &config.reflector,
+            shared: &shared,
+        };
+        visit_kinds(&mut register);
+        let kinds = register.kinds;
         let metrics = Metrics::unregistered().controller(NAME);
         shared.queue.set_depth_gauge(metrics.queue_depth());
         GarbageCollector {
@@ -505,6 +495,7 @@ mod tests {
     use super::*;
     use krake_client::ClientConfig;
     use krake_crds::Metadata;
+    use krake_crds::core::Role;
 
     async fn server() -> (krake_api_server::RunningServer, Client, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();

@@ -1,64 +1,11 @@
-//! The kinds the collector watches and the identity of objects in the graph.
+//! The identity of objects in the ownership graph and the cascade-deletion finalizer.
 
 use std::fmt;
 
-use krake_crds::core::{
-    GlobalMetric, GlobalMetricsProvider, Metric, MetricsProvider, Role, RoleBinding,
-};
-use krake_crds::infrastructure::{
-    Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
-};
-use krake_crds::kubernetes::{Application, Cluster};
-use krake_crds::openstack::{MagnumCluster, Project};
-use krake_crds::{Resource, ResourceRef};
+use krake_crds::{KindInfo, Resource, ResourceRef};
 
 /// The finalizer the API appends on DELETE and the collector removes.
 pub const CASCADE_DELETION: &str = "cascade_deletion";
-
-/// One watched kind: API group, kind name, whether it is namespaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KindInfo {
-    /// API group (`kubernetes`).
-    pub api: &'static str,
-    /// Kind (`Application`).
-    pub kind: &'static str,
-    /// Whether objects live in a namespace.
-    pub namespaced: bool,
-}
-
-const fn info<R: Resource>() -> KindInfo {
-    KindInfo {
-        api: R::API,
-        kind: R::KIND,
-        namespaced: R::NAMESPACED,
-    }
-}
-
-/// The fourteen kinds the collector watches (every Krake kind).
-pub const KINDS: [KindInfo; 14] = [
-    info::<Role>(),
-    info::<RoleBinding>(),
-    info::<GlobalMetric>(),
-    info::<GlobalMetricsProvider>(),
-    info::<Metric>(),
-    info::<MetricsProvider>(),
-    info::<Application>(),
-    info::<Cluster>(),
-    info::<Project>(),
-    info::<MagnumCluster>(),
-    info::<GlobalInfrastructureProvider>(),
-    info::<InfrastructureProvider>(),
-    info::<GlobalCloud>(),
-    info::<Cloud>(),
-];
-
-/// The watched kind named `api`/`kind`.
-pub fn kind_info(api: &str, kind: &str) -> Option<KindInfo> {
-    KINDS
-        .iter()
-        .copied()
-        .find(|k| k.api == api && k.kind == kind)
-}
 
 /// The identity of an object in the ownership graph and the collector's work-queue key:
 /// API group, kind, namespace (`None` for global kinds) and name — a normalised
@@ -94,7 +41,7 @@ impl NodeId {
     /// The identity an owner reference points to. References are free strings: the
     /// namespace of a reference to a global kind is ignored, an empty namespace is none.
     pub fn from_ref(r: &ResourceRef) -> Self {
-        let global = kind_info(&r.api, &r.kind).is_some_and(|k| !k.namespaced);
+        let global = KindInfo::find(&r.api, &r.kind).is_some_and(|k| !k.namespaced);
         NodeId {
             api: r.api.clone(),
             kind: r.kind.clone(),
@@ -138,18 +85,7 @@ pub fn is_cascading(meta: &krake_crds::Metadata) -> bool {
 mod tests {
     use super::*;
     use krake_crds::Metadata;
-
-    #[test]
-    fn fourteen_distinct_kinds() {
-        for (i, a) in KINDS.iter().enumerate() {
-            for b in &KINDS[i + 1..] {
-                assert!((a.api, a.kind) != (b.api, b.kind));
-            }
-        }
-        assert_eq!(KINDS.iter().filter(|k| !k.namespaced).count(), 6);
-        assert!(kind_info("kubernetes", "Application").unwrap().namespaced);
-        assert!(kind_info("kubernetes", "application").is_none());
-    }
+    use krake_crds::core::Role;
 
     #[test]
     fn references_are_normalised() {

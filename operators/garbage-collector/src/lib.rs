@@ -26,4 +26,4 @@ mod kinds;
 
 pub use collector::{Config, GarbageCollector, NAME, run};
 pub use error::{Error, Result};
-pub use kinds::{CASCADE_DELETION, KINDS, KindInfo, NodeId, is_cascading, kind_info};
+pub use kinds::{CASCADE_DELETION, NodeId, is_cascading};

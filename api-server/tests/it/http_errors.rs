@@ -671,7 +671,7 @@ async fn always_deny(#[case] backend: Backend) {
     let srv =
         TestServer::with_config(backend, |c| c.authorization = AuthorizationMode::AlwaysDeny).await;
     let mut requests: Vec<(Method, String)> = Vec::new();
-    for kind in ALL_KINDS {
+    for kind in all_kinds() {
         let object = kind.object(NS, "missing");
         requests.push((Method::POST, kind.collection(NS)));
         requests.push((Method::GET, kind.collection(NS)));

@@ -24,25 +24,16 @@ fn assert_ndjson(w: &Watch) {
 #[tokio::test]
 async fn watch_sees_the_whole_lifecycle(
     #[values(Backend::Embedded, Backend::Etcd)] backend: Backend,
-    #[values(
-        K::Role,
-        K::RoleBinding,
-        K::GlobalMetric,
-        K::Metric,
-        K::GlobalMetricsProvider,
-        K::MetricsProvider,
-        K::Application,
-        K::Cluster,
-        K::Project,
-        K::MagnumCluster,
-        K::GlobalInfrastructureProvider,
-        K::InfrastructureProvider,
-        K::GlobalCloud,
-        K::Cloud
-    )]
-    kind: K,
 ) {
     let srv = TestServer::start(backend).await;
+    for kind in all_kinds() {
+        // Printed with the output of a failing test: which kind failed.
+        eprintln!("kind {}/{}", kind.api(), kind.kind());
+        watch_lifecycle_of(&srv, kind).await;
+    }
+}
+
+async fn watch_lifecycle_of(srv: &TestServer, kind: K) {
     let mut ns_watch = srv
         .watch(&format!("{}?watch&heartbeat=0", kind.collection("ns1")))
         .await;

@@ -1,4 +1,4 @@
-//! Decisions of the application handler (spec §4.2): admission, retry and migration
+//! Decisions of the application handler: admission, retry and migration
 //! gates, cluster selection, what to write, and the DEGRADED/FAILED transitions.
 
 use std::sync::Arc;
@@ -32,7 +32,7 @@ fn add(instant: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
     instant + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
-/// What the scheduler does with an application it is told about (spec §4.2.1).
+/// What the scheduler does with an application it is told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
     /// Deleted: drop pending work and the re-evaluation timer.
@@ -55,7 +55,7 @@ pub fn needs_confirmation(app: &Application) -> bool {
         .is_none_or(|kct| app.metadata.modified > kct)
 }
 
-/// Admission of an application event (spec §4.2.1). FAILED applications are ignored
+/// Admission of an application event. FAILED applications are ignored
 /// altogether, including their periodic re-evaluation (upstream keeps rescheduling
 /// FAILED applications that were once placed, to no effect).
 pub fn admit_application(app: &Application) -> Admission {
@@ -72,7 +72,7 @@ pub fn admit_application(app: &Application) -> Admission {
     }
 }
 
-/// When a scheduling attempt may run (spec §4.2.2).
+/// When a scheduling attempt may run: not before the retry backoff after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryGate {
     /// Now.
@@ -95,7 +95,7 @@ pub fn retry_gate(app: &Application, now: DateTime<Utc>) -> RetryGate {
     }
 }
 
-/// Whether the placement of an application may change now (spec §4.2.3 gates).
+/// Whether the placement of an application may change now (the migration gates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
     /// Run the scheduling algorithm.
@@ -180,7 +180,7 @@ pub struct CloudCandidate {
 pub enum Placement {
     /// Bind to this cluster.
     Cluster(ResourceRef),
-    /// Create a cluster on this cloud (automatic cluster creation, spec §4.2.8).
+    /// Create a cluster on this cloud (automatic cluster creation).
     Cloud(ResourceRef),
 }
 
@@ -241,7 +241,7 @@ pub fn cloud_scores(app: &Application, clouds: &[CloudCandidate]) -> Vec<Scored<
         .collect()
 }
 
-/// The scheduling algorithm (spec §4.2.3, steps A–C), without I/O.
+/// The scheduling algorithm, without I/O.
 ///
 /// 1. `matching` clusters ([`matching_clusters`]); none and no automatic cluster
 ///    creation → `NO_SUITABLE_RESOURCE`.
@@ -322,7 +322,7 @@ enum Scoring<'a> {
     Cloud(Placement),
 }
 
-/// What to write once a cluster is chosen (spec §4.2.3 "Writing the decision").
+/// What to write once a cluster is chosen.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// First placement or migration: `PUT …/binding` (sets `scheduled`,
@@ -371,9 +371,9 @@ pub fn confirmed_status(app: &Application, now: DateTime<Utc>) -> ApplicationSta
     status
 }
 
-/// The status after a scheduling failure at `now` (spec §4.2.2): `reason` set; retries
-/// left (`status.retries`, initialised from `spec.backoff_limit`) or an infinite limit
-/// (-1) → DEGRADED with `scheduled_retry = now + backoff_delay × backoff` seconds (and one
+/// The status after a scheduling failure at `now`: `reason` set; retries left
+/// (`status.retries`, initialised from `spec.backoff_limit`) or an infinite limit (-1)
+/// → DEGRADED with `scheduled_retry = now + backoff_delay × backoff` seconds (and one
 /// retry less when the limit is finite); otherwise FAILED.
 pub fn failure_status(app: &Application, error: &Error, now: DateTime<Utc>) -> ApplicationStatus {
     let mut status = app.status.clone();
@@ -420,9 +420,9 @@ pub fn waiting_cluster<'a>(
     })
 }
 
-/// The Cluster to create on a cloud for an application (spec §4.2.8): inherits the
-/// cloud's labels and metrics, carries the application's label and metric constraints
-/// as cloud constraints, and is marked `auto_generated`.
+/// The Cluster to create on a cloud for an application (automatic cluster creation):
+/// inherits the cloud's labels and metrics, carries the application's label and metric
+/// constraints as cloud constraints, and is marked `auto_generated`.
 pub fn auto_cluster(app: &Application, name: &str, tosca: Map<String, Value>) -> Cluster {
     let mut metadata = Metadata::named(name);
     metadata.namespace = app.metadata.namespace.clone();

@@ -166,7 +166,7 @@ impl ClusterCandidates {
     }
 }
 
-/// A metric-driven status change a build found due (spec §4.4): the cluster with its
+/// A metric-driven status change a build found due: the cluster with its
 /// new status, to be written by the caller.
 #[derive(Debug, Clone)]
 pub struct StatusWrite {

@@ -1,5 +1,5 @@
-//! Decisions of the cluster handler (spec §4.5): Clusters to be created are bound to a
-//! Cloud or GlobalCloud.
+//! Decisions of the cluster handler: Clusters to be created are bound to a Cloud or
+//! GlobalCloud.
 
 use krake_crds::ResourceRef;
 use krake_crds::kubernetes::{Cluster, ClusterState, ClusterStatus};

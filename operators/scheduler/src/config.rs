@@ -1,4 +1,4 @@
-//! Scheduler configuration (spec §3.8, scheduler keys).
+//! Scheduler configuration.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Values a cluster inherits from the cloud it was created on (spec §4.2.5).
+//! Values a cluster inherits from the cloud it was created on.
 //!
 //! Inherited values are used in memory for matching and scoring only; they are never
 //! written back.

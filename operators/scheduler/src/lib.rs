@@ -1,4 +1,4 @@
-//! The Krake scheduler (spec §4): binds Applications to Clusters, Clusters to Clouds and
+//! The Krake scheduler: binds Applications to Clusters, Clusters to Clouds and
 //! MagnumClusters to OpenStack Projects.
 //!
 //! The decision logic is made of plain functions over `krake-crds` types and fetched
@@ -15,7 +15,7 @@
 //! [`providers`] queries metrics providers (static, Prometheus, KSQL, InfluxDB), and
 //! [`run`] runs the three handlers against the Krake API.
 //!
-//! # Deviations from upstream (bugs fixed, spec §4.7 and §13.2)
+//! # Deviations from upstream (bugs fixed)
 //!
 //! * The periodic re-evaluation of a placed application has its own timer
 //!   (`reschedule_after` after its binding and after its last evaluation); watch events

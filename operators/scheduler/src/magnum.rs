@@ -1,5 +1,4 @@
-//! Decisions of the Magnum handler (spec §4.6): MagnumClusters are bound to OpenStack
-//! Projects.
+//! Decisions of the Magnum handler: MagnumClusters are bound to OpenStack Projects.
 
 use krake_crds::openstack::{MagnumCluster, MagnumClusterState, MagnumClusterStatus, Project};
 

@@ -1,4 +1,4 @@
-//! Eligibility and constraint matching (spec §4.2.6, §4.3, §4.5, §4.6).
+//! Eligibility and constraint matching of clusters, clouds and OpenStack projects.
 //!
 //! All constraint lists are AND-ed; an absent or empty list matches everything.
 

@@ -1,5 +1,4 @@
-//! Metric resolution, normalisation, fetching and the metric-driven status transitions
-//! (spec §4.4).
+//! Metric resolution, normalisation, fetching and the metric-driven status transitions.
 //!
 //! A resource (Cluster, Cloud, GlobalCloud, Project) references metrics by
 //! [`MetricRef`]. Each reference is resolved to a `Metric` + `MetricsProvider` in the

@@ -1,5 +1,4 @@
-//! Score formulas and selection of the best candidate (spec §4.2.3 "Score formulas",
-//! step C).
+//! Score formulas and selection of the best candidate.
 
 use std::hash::{BuildHasher, Hasher};
 

@@ -1,4 +1,4 @@
-//! The application handler: Applications → Clusters (spec §4.2).
+//! The application handler: Applications → Clusters.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ use crate::model::AnyCloud;
 /// `backoff_delay` must not make the handler spin).
 const MIN_RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Attempts at creating a cluster with a fresh random name (spec §4.2.8).
+/// Attempts at creating a cluster with a fresh random name (automatic cluster creation).
 const CLUSTER_CREATION_ATTEMPTS: usize = 3;
 
 fn refers_to(reference: &Option<ResourceRef>, cluster: &Cluster) -> bool {
@@ -175,7 +175,7 @@ fn with_status(
     updated
 }
 
-/// Write DEGRADED/FAILED with the reason (spec §4.2.2) and retry after the backoff.
+/// Write DEGRADED/FAILED with the reason and retry after the backoff.
 /// An application already DEGRADED for the same reason with infinite retries is not
 /// rewritten on every attempt.
 async fn record_failure(
@@ -353,7 +353,7 @@ async fn load_tosca(ctx: &Context) -> Result<Map<String, Value>> {
 }
 
 /// Create a cluster on `cloud` for the application, bind it to that cloud and mark
-/// the application WAITING_FOR_CLUSTER_CREATION (spec §4.2.8).
+/// the application WAITING_FOR_CLUSTER_CREATION.
 async fn create_cluster(app: &Application, ctx: &Context, cloud: ResourceRef) -> Result<()> {
     let tosca = load_tosca(ctx).await?;
     let namespace = app.metadata.namespace.as_deref().unwrap_or_default();

@@ -1,5 +1,5 @@
-//! The cluster handler: Clusters to be created → Clouds (spec §4.5), and the clean-up
-//! of unused automatically created clusters (spec §4.2.8).
+//! The cluster handler: Clusters to be created → Clouds, and the clean-up of unused
+//! automatically created clusters.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The Magnum handler: MagnumClusters → OpenStack Projects (spec §4.6).
+//! The Magnum handler: MagnumClusters → OpenStack Projects.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Metrics providers (spec §4.4): one async trait, one client per provider type.
+//! Metrics providers: one async trait, one client per provider type.
 //!
 //! Every query is bounded by a timeout. Failures are reported with the upstream reason
 //! codes: a provider that cannot be reached, answers with an HTTP error or times out is

@@ -18,8 +18,9 @@ use rustls_pki_types::pem::PemObject;
 /// The administrator's user name.
 pub const ADMIN_USER: &str = "system:admin";
 
-/// The user names of the controllers, one client certificate each.
-pub const CONTROLLER_USERS: [&str; 7] = [
+/// The user names of the controllers, one client certificate each: each has a role and a
+/// role binding of the same name in the base roles (`bootstrap/base_roles.yaml`).
+pub const CONTROLLER_USERS: [&str; 8] = [
     "system:scheduler",
     "system:gc",
     "system:kubernetes-application",
@@ -27,6 +28,7 @@ pub const CONTROLLER_USERS: [&str; 7] = [
     "system:infrastructure",
     "system:complete-hook",
     "system:shutdown-hook",
+    "system:magnum",
 ];
 
 /// Names every server certificate is valid for, before the extra ones.

@@ -6,21 +6,13 @@
 //! gracefully on SIGTERM or Ctrl-C (running reconciles finish). A configuration it
 //! cannot use stops it at start with a one-line reason (exit status 2).
 
-use std::sync::Arc;
-
-use anyhow::Context;
 use clap::Parser;
 use clap::error::ErrorKind;
 use krake_client::Client;
-use krake_garbage_collector::GarbageCollector;
-use krake_runtime::prometheus_client::registry::Registry;
-use krake_runtime::{CancellationToken, Metrics, OpsServer, Readiness};
-use tokio::task::JoinSet;
+use krake_runtime::CancellationToken;
 
 use krake_controller::cli::{Args, Common, LogFormat};
-
-/// A controller's run, boxed.
-type BoxedRun = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+use krake_controller::manager::Manager;
 
 /// Print `krake-controller: <reason>` on one line and exit with `code`.
 fn fail(reason: &str, code: i32) -> ! {
@@ -116,88 +108,27 @@ async fn main() {
 async fn run(args: Args, client: Client) -> anyhow::Result<()> {
     let Args { common, command } = args;
     let shutdown = CancellationToken::new();
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            terminated().await;
-            tracing::info!("shutting down: letting running reconciles finish");
-            shutdown.cancel();
-        });
-    }
     if client.base_url().starts_with("http://") && common.tls_client_cert.is_some() {
         tracing::warn!(url = %client.base_url(), "client certificate configured for a plain HTTP API URL");
     }
-
-    let mut registry = Registry::default();
-    let metrics = Metrics::new(&mut registry);
-    let readiness = Readiness::new();
-    let mut controllers: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
-    let mut pending: Vec<(&'static str, BoxedRun)> = Vec::new();
-
-    if command.garbage_collector() {
-        let gc = GarbageCollector::new(&client, common.garbage_collector()).with_metrics(&metrics);
-        readiness.add(&gc.readiness());
-        let token = shutdown.clone();
-        pending.push((
-            krake_garbage_collector::NAME,
-            Box::pin(async move { gc.run(token).await.map_err(anyhow::Error::from) }),
-        ));
-    }
-    if command.scheduler() {
-        let scheduler = krake_scheduler::Scheduler::new(client.clone(), common.scheduler())
-            .context("cannot build the scheduler")?
-            .with_metrics(&metrics);
-        readiness.add(&scheduler.readiness());
-        let token = shutdown.clone();
-        pending.push((
-            "scheduler",
-            Box::pin(async move {
-                scheduler.run(token).await;
-                Ok(())
-            }),
-        ));
-    }
-
-    // Readiness is complete before the endpoints answer.
-    let ops = OpsServer::start(
-        common.ops_address,
-        readiness,
-        Arc::new(registry),
-        shutdown.clone(),
-    )
-    .await
-    .context("cannot serve the operations endpoints")?;
+    let running = Manager::new(command, &common, &client, shutdown.clone())?
+        .start(common.ops_address)
+        .await?;
     tracing::info!(
         api = %client.base_url(),
-        ops = %ops.local_addr(),
+        ops = %running.ops_address(),
         command = ?command,
         "starting"
     );
-    for (name, future) in pending {
-        controllers.spawn(async move { (name, future.await) });
-    }
-
-    // Like upstream, one controller ending ends the process: the others are stopped.
-    let mut failure = None;
-    while let Some(joined) = controllers.join_next().await {
-        let (name, result) = joined.context("controller task panicked")?;
-        match result {
-            Ok(()) if shutdown.is_cancelled() => tracing::info!(controller = name, "stopped"),
-            Ok(()) => {
-                tracing::error!(controller = name, "stopped unexpectedly; shutting down");
-                failure.get_or_insert_with(|| anyhow::anyhow!("{name} stopped unexpectedly"));
-            }
-            Err(e) => {
-                tracing::error!(controller = name, error = %e, "failed; shutting down");
-                failure.get_or_insert_with(|| e.context(format!("{name} failed")));
-            }
+    // The signal is awaited here, not in a task of its own: it ends with the controllers.
+    let wait = running.wait();
+    tokio::pin!(wait);
+    tokio::select! {
+        result = &mut wait => return Ok(result?),
+        () = terminated() => {
+            tracing::info!("shutting down: letting running reconciles finish");
+            shutdown.cancel();
         }
-        shutdown.cancel();
     }
-    shutdown.cancel();
-    ops.wait().await.context("operations endpoints failed")?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    Ok(wait.await?)
 }

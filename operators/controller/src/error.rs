@@ -13,7 +13,7 @@ pub enum Error {
     #[error(transparent)]
     GarbageCollector(#[from] krake_garbage_collector::Error),
     /// The operations endpoints cannot be served.
-    #[error("operations endpoints: {0}")]
+    #[error("cannot serve the operations endpoints: {0}")]
     Ops(#[from] krake_runtime::Error),
     /// A controller ended before the shutdown was asked for.
     #[error("{0} stopped unexpectedly")]

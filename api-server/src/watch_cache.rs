@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::storage::codec::{decode_stored, parse_key};
+use crate::storage::codec::decode_stored;
 use crate::storage::{Store, WatchEvent, WatchStream};
 
 /// Event type of the Krake watch protocol.
@@ -65,7 +65,7 @@ pub type Renderer = Arc<dyn Fn(&WatchEvent) -> Result<Option<CachedEvent>, Error
 /// The renderer of kind `R` for the watch cache: decode once, serialize the line once.
 pub fn renderer<R: Resource>() -> Renderer {
     Arc::new(|event: &WatchEvent| {
-        let Some((namespace, _)) = parse_key::<R>(event.key()) else {
+        let Some((namespace, _)) = R::parse_key(event.key()) else {
             return Ok(None);
         };
         let namespace = namespace.map(str::to_string);

@@ -78,4 +78,58 @@ pub trait Resource:
             _ => format!("/{}/{}/", Self::API, Self::PLURAL),
         }
     }
+
+    /// Split a storage key of this kind into namespace and name: the inverse of
+    /// [`Resource::key`]. `None` when the key does not match the kind's key template
+    /// (another kind's key, a missing or extra segment, characters no name may hold);
+    /// such keys are skipped, as upstream does.
+    fn parse_key(key: &str) -> Option<(Option<&str>, &str)> {
+        let rest = key.strip_prefix(&Self::prefix(None))?;
+        if Self::NAMESPACED {
+            let (ns, name) = rest.split_once('/')?;
+            (key_segment_ok(ns) && key_segment_ok(name)).then_some((Some(ns), name))
+        } else {
+            key_segment_ok(rest).then_some((None, rest))
+        }
+    }
+}
+
+/// Whether a key segment can be a namespace or name that `key` produced.
+fn key_segment_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Resource;
+    use crate::core::Role;
+    use crate::kubernetes::Application;
+    use proptest::prelude::*;
+
+    #[test]
+    fn keys_of_other_templates_are_rejected() {
+        assert_eq!(
+            Application::parse_key("/kubernetes/applications/ns/app"),
+            Some((Some("ns"), "app"))
+        );
+        assert_eq!(Role::parse_key("/core/roles/admin"), Some((None, "admin")));
+        assert_eq!(Application::parse_key("/kubernetes/applications/ns"), None);
+        assert_eq!(Application::parse_key("/kubernetes/applications/a/b/c"), None);
+        assert_eq!(Application::parse_key("/kubernetes/applications//app"), None);
+        assert_eq!(Role::parse_key("/core/roles/a/b"), None);
+        assert_eq!(Role::parse_key("/core/rolebindings/a"), None);
+        assert_eq!(Role::parse_key("/core/roles/"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn parse_key_inverts_key(ns in "[a-z0-9][a-z0-9.:_-]{0,20}", name in "[a-z0-9][a-z0-9.:_-]{0,20}") {
+            let key = Application::key(Some(&ns), &name);
+            prop_assert_eq!(Application::parse_key(&key), Some((Some(ns.as_str()), name.as_str())));
+            let key = Role::key(None, &name);
+            prop_assert_eq!(Role::parse_key(&key), Some((None, name.as_str())));
+        }
+    }
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ANONYMOUS, Access, Authorizer, Caller, NamespaceScope, Verb};
 use crate::error::Error;
 use crate::storage::Store;
-use crate::storage::codec::{decode_listing, parse_key};
+use crate::storage::codec::decode_listing;
 use crate::watch_cache::{CachedEvent, EventType, Subscription, WatchCache};
 
 /// The role-related contents of the store, as the index holds them.
@@ -281,7 +281,7 @@ impl RbacIndex {
     }
 
     fn apply_role(&self, event: &CachedEvent) {
-        let Some((_, name)) = parse_key::<Role>(&event.key) else {
+        let Some((_, name)) = Role::parse_key(&event.key) else {
             return;
         };
         match event.event_type {
@@ -299,7 +299,7 @@ impl RbacIndex {
     }
 
     fn apply_binding(&self, event: &CachedEvent) {
-        let Some((_, name)) = parse_key::<RoleBinding>(&event.key) else {
+        let Some((_, name)) = RoleBinding::parse_key(&event.key) else {
             return;
         };
         match event.event_type {

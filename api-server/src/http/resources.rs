@@ -22,7 +22,7 @@ use crate::auth::{Caller, NamespaceScope, Verb};
 use crate::error::Error;
 use crate::kinds::ApiKind;
 use crate::storage::WriteOutcome;
-use crate::storage::codec::{Loaded, decode_stored, encode_for_storage, initialize_new, parse_key};
+use crate::storage::codec::{Loaded, decode_stored, encode_for_storage, initialize_new};
 use crate::watch_cache::{CachedEvent, EventType, Subscription};
 
 const READ_ONLY_METADATA: [&str; 4] = ["uid", "created", "modified", "deleted"];
@@ -225,7 +225,7 @@ pub async fn list<R: ApiKind>(
     );
     let mut first = true;
     for kv in &kvs {
-        match parse_key::<R>(&kv.key) {
+        match R::parse_key(&kv.key) {
             Some((ns, _)) if scope.contains(ns) => {}
             _ => continue,
         }

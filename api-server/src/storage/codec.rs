@@ -1,5 +1,5 @@
 //! Typed objects on top of the byte-level [`Store`]: the stored encoding of a Krake object,
-//! the inverse of `Resource::key` (which key belongs to which object), the server-side
+//! listings of a kind's prefix, the server-side
 //! fields of a new object, and conditional reads and writes with the retry upstream does
 //! on concurrent writes.
 
@@ -44,27 +44,8 @@ pub fn decode_listing<R: Resource>(
     kvs: &[KeyValue],
 ) -> impl Iterator<Item = (&str, Result<R, Error>)> {
     kvs.iter()
-        .filter(|kv| parse_key::<R>(&kv.key).is_some())
+        .filter(|kv| R::parse_key(&kv.key).is_some())
         .map(|kv| (kv.key.as_str(), decode_stored::<R>(kv)))
-}
-
-fn key_segment_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-}
-
-/// Split a storage key of kind `R` into namespace and name: the inverse of
-/// `Resource::key`, and its natural home once the kinds crate can take it. `None` when
-/// the key does not match the kind's key template (such keys are skipped, as upstream).
-pub fn parse_key<R: Resource>(key: &str) -> Option<(Option<&str>, &str)> {
-    let rest = key.strip_prefix(&R::prefix(None))?;
-    if R::NAMESPACED {
-        let (ns, name) = rest.split_once('/')?;
-        (key_segment_ok(ns) && key_segment_ok(name)).then_some((Some(ns), name))
-    } else {
-        key_segment_ok(rest).then_some((None, rest))
-    }
 }
 
 /// Give a decoded create body its server-side fields: the namespace (always `None` for
@@ -168,45 +149,5 @@ impl Objects {
             }
         }
         Err(Error::Transaction("Concurrent writes to database".into()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use krake_crds::core::Role;
-    use krake_crds::kubernetes::Application;
-    use proptest::prelude::*;
-
-    #[test]
-    fn keys_of_other_templates_are_rejected() {
-        assert_eq!(
-            parse_key::<Application>("/kubernetes/applications/ns/app"),
-            Some((Some("ns"), "app"))
-        );
-        assert_eq!(
-            parse_key::<Role>("/core/roles/admin"),
-            Some((None, "admin"))
-        );
-        assert_eq!(
-            parse_key::<Application>("/kubernetes/applications/ns"),
-            None
-        );
-        assert_eq!(
-            parse_key::<Application>("/kubernetes/applications/a/b/c"),
-            None
-        );
-        assert_eq!(parse_key::<Role>("/core/roles/a/b"), None);
-        assert_eq!(parse_key::<Role>("/core/rolebindings/a"), None);
-    }
-
-    proptest! {
-        #[test]
-        fn parse_key_inverts_key(ns in "[a-z0-9][a-z0-9.:_-]{0,20}", name in "[a-z0-9][a-z0-9.:_-]{0,20}") {
-            let key = Application::key(Some(&ns), &name);
-            prop_assert_eq!(parse_key::<Application>(&key), Some((Some(ns.as_str()), name.as_str())));
-            let key = Role::key(None, &name);
-            prop_assert_eq!(parse_key::<Role>(&key), Some((None, name.as_str())));
-        }
     }
 }

@@ -78,11 +78,8 @@ impl Action {
 }
 
 /// The error policy that keeps the runtime's default: every failed reconcile is retried
-/// after the key's exponential backoff delay ([`Action::backoff`]).
-///
-/// ```ignore
-/// controller.run(reconcile, default_error_policy, ctx).await;
-/// ```
+/// after the key's exponential backoff delay ([`Action::backoff`]). Pass it as the
+/// `error_policy` of [`Controller::run`], as the example on [`Controller`] does.
 pub fn default_error_policy<R, E, C>(_object: Arc<R>, _error: &E, _ctx: Arc<C>) -> Action {
     Action::backoff()
 }

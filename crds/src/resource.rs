@@ -116,8 +116,14 @@ mod tests {
         );
         assert_eq!(Role::parse_key("/core/roles/admin"), Some((None, "admin")));
         assert_eq!(Application::parse_key("/kubernetes/applications/ns"), None);
-        assert_eq!(Application::parse_key("/kubernetes/applications/a/b/c"), None);
-        assert_eq!(Application::parse_key("/kubernetes/applications//app"), None);
+        assert_eq!(
+            Application::parse_key("/kubernetes/applications/a/b/c"),
+            None
+        );
+        assert_eq!(
+            Application::parse_key("/kubernetes/applications//app"),
+            None
+        );
         assert_eq!(Role::parse_key("/core/roles/a/b"), None);
         assert_eq!(Role::parse_key("/core/rolebindings/a"), None);
         assert_eq!(Role::parse_key("/core/roles/"), None);

@@ -95,6 +95,15 @@ pub enum Error {
     /// The request body is larger than the configured limit.
     #[error("413: Request Entity Too Large")]
     PayloadTooLarge,
+    /// An object (request body or stored encoding) is larger than the store accepts; checked
+    /// before anything is written.
+    #[error("413: The object is {} than the {limit} bytes the store accepts", size.map(|s| format!("{s} bytes, more")).unwrap_or_else(|| "larger".into()))]
+    ObjectTooLarge {
+        /// The object's size, when known (a request body is not read beyond the limit).
+        size: Option<usize>,
+        /// The largest storable object, in bytes.
+        limit: usize,
+    },
     /// Nobody authenticated the request, or a hook token is wrong.
     #[error("401: {0}")]
     Unauthorized(String),
@@ -180,7 +189,9 @@ impl Error {
             Error::Validation(_) | Error::InvalidQuery(_) | Error::InvalidPath(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, None)
             }
-            Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, None),
+            Error::PayloadTooLarge | Error::ObjectTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, None)
+            }
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, None),
             Error::InvalidToken { title, .. } => (StatusCode::UNAUTHORIZED, *title),
             Error::IdentityProviderUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
@@ -195,10 +206,16 @@ impl Error {
     }
 
     /// The problem `detail`: the message, prefixed by the status code where upstream
-    /// prefixes it.
+    /// prefixes it. Server-side failures get fixed details: their messages carry backend
+    /// text (etcd's or redb's errors, keys, decoding positions) that is logged, never sent.
     pub fn detail(&self) -> String {
         match self {
-            Error::Compacted { .. } | Error::BlockingTimeout(_) | Error::StorageUnavailable(_) => {
+            Error::StorageUnavailable(_) => {
+                "503: The storage is unavailable; retry later.".to_string()
+            }
+            Error::CorruptObject { .. } => "500: A stored object cannot be read.".to_string(),
+            Error::Internal(_) => "500: Internal Server Error".to_string(),
+            Error::Compacted { .. } | Error::BlockingTimeout(_) => {
                 format!("{}: {}", self.status_and_title().0.as_u16(), self)
             }
             _ => self.to_string(),

@@ -38,6 +38,13 @@ pub struct StorageLabels {
     pub operation: &'static str,
 }
 
+/// Labels of watch cache metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// Resource kind, e.g. `Application`.
+    pub kind: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
@@ -55,6 +62,10 @@ pub struct Metrics {
     pub storage_duration: Family<StorageLabels, Histogram, fn() -> Histogram>,
     /// Storage operations that failed (not counting conditional-write conflicts).
     pub storage_errors: Family<StorageLabels, Counter>,
+    /// Bytes of events each watch cache keeps.
+    pub watch_cache_bytes: Family<CacheLabels, Gauge>,
+    /// Events evicted from each watch cache.
+    pub watch_cache_evictions: Family<CacheLabels, Counter>,
 }
 
 impl Metrics {
@@ -72,6 +83,8 @@ impl Metrics {
                 latency_histogram,
             );
         let storage_errors = Family::<StorageLabels, Counter>::default();
+        let watch_cache_bytes = Family::<CacheLabels, Gauge>::default();
+        let watch_cache_evictions = Family::<CacheLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -89,6 +102,16 @@ impl Metrics {
             "Failed storage operations",
             storage_errors.clone(),
         );
+        registry.register(
+            "watch_cache_bytes",
+            "Bytes of events a watch cache keeps for resumption",
+            watch_cache_bytes.clone(),
+        );
+        registry.register(
+            "watch_cache_evictions",
+            "Events evicted from a watch cache to stay within its bounds",
+            watch_cache_evictions.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -96,6 +119,8 @@ impl Metrics {
             open_watchers,
             storage_duration,
             storage_errors,
+            watch_cache_bytes,
+            watch_cache_evictions,
         })
     }
 
@@ -114,6 +139,15 @@ impl Metrics {
                 method: method.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// The metrics of the watch cache of `kind`, registered.
+    pub fn watch_cache(&self, kind: &'static str) -> crate::watch_cache::CacheMetrics {
+        let labels = CacheLabels { kind };
+        crate::watch_cache::CacheMetrics {
+            bytes: self.watch_cache_bytes.get_or_create(&labels).clone(),
+            evictions: self.watch_cache_evictions.get_or_create(&labels).clone(),
+        }
     }
 
     /// The Prometheus text exposition.

@@ -31,7 +31,7 @@ use crate::storage::embedded::EmbeddedStore;
 use crate::storage::etcd::EtcdStore;
 use crate::storage::instrumented::InstrumentedStore;
 use crate::tls::{HANDSHAKE_TIMEOUT, RELOAD_INTERVAL, ServerTls};
-use crate::watch_cache::{WatchCache, renderer};
+use crate::watch_cache::{CacheLimits, WatchCache, renderer};
 
 /// A running server.
 pub struct RunningServer {
@@ -70,9 +70,14 @@ impl RunningServer {
 /// Open the configured storage backend.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, Error> {
     Ok(match &config.storage {
-        StorageConfig::Etcd { endpoints } => {
-            Arc::new(EtcdStore::connect(endpoints.clone(), Duration::from_secs(5)).await?)
-        }
+        StorageConfig::Etcd {
+            endpoints,
+            max_request_bytes,
+        } => Arc::new(
+            EtcdStore::connect(endpoints.clone(), Duration::from_secs(5))
+                .await?
+                .with_max_request_bytes(*max_request_bytes),
+        ),
         StorageConfig::Embedded {
             data_dir,
             history_limit,
@@ -93,7 +98,8 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, Error> {
 struct WatchCaches<'a> {
     caches: HashMap<String, Arc<WatchCache>>,
     store: &'a Arc<dyn Store>,
-    capacity: usize,
+    limits: CacheLimits,
+    metrics: &'a Metrics,
 }
 
 impl KindVisitor for WatchCaches<'_> {
@@ -101,7 +107,13 @@ impl KindVisitor for WatchCaches<'_> {
         let prefix = R::prefix(None);
         self.caches.insert(
             prefix.clone(),
-            WatchCache::new(prefix, self.store.clone(), renderer::<R>(), self.capacity),
+            WatchCache::new(
+                prefix,
+                self.store.clone(),
+                renderer::<R>(),
+                self.limits,
+                self.metrics.watch_cache(R::KIND),
+            ),
         );
     }
 }
@@ -138,11 +150,14 @@ async fn start_serving(
     let metrics = Metrics::new();
     let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, metrics.clone()));
     let shutdown = CancellationToken::new();
-    let capacity = config.watch_cache_events;
     let mut caches = WatchCaches {
         caches: HashMap::new(),
         store: &store,
-        capacity,
+        limits: CacheLimits {
+            events: config.watch_cache_events,
+            bytes: config.watch_cache_bytes,
+        },
+        metrics: &metrics,
     };
     visit_kinds(&mut caches);
     let caches = caches.caches;

@@ -1,8 +1,14 @@
 //! The watch cache: one storage watch per resource kind feeds every HTTP watcher of that
-//! kind. Each event is decoded and rendered to its NDJSON line once, kept in a bounded
-//! ring for resumption (`?watch&resource_version=N`) and fanned out through a bounded
-//! broadcast channel. A watcher that falls behind the channel is cut off instead of
-//! slowing the others; memory is bounded by the ring and channel capacities.
+//! kind. Each event is decoded and rendered to its NDJSON line once, kept in a ring for
+//! resumption (`?watch&resource_version=N`) and fanned out through a bounded broadcast
+//! channel. A watcher that falls behind the channel is cut off instead of slowing the
+//! others.
+//!
+//! The ring is bounded by bytes (and by a count): the oldest events are evicted first, so
+//! a kind with large objects keeps fewer events instead of growing without bound. A resume
+//! point older than the ring is served from the store's own history (etcd's until it is
+//! compacted, the embedded store's `--history-limit` events); when the store no longer
+//! has it either, the watch answers 410 Gone and the client re-lists.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,6 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use krake_crds::Resource;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -129,8 +137,39 @@ pub enum Subscription {
     TooOld,
 }
 
+impl CachedEvent {
+    /// The memory the event holds, as counted against the cache's byte bound.
+    pub fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.line.len()
+            + self.key.len()
+            + self.namespace.as_ref().map_or(0, String::len)
+    }
+}
+
+/// How much history one cache keeps; whichever bound is reached first evicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Most events kept.
+    pub events: usize,
+    /// Most bytes of events kept (see [`CachedEvent::size`]).
+    pub bytes: usize,
+}
+
+/// The metrics of one cache (registered by the server under the kind's label; unregistered
+/// ones by default).
+#[derive(Debug, Clone, Default)]
+pub struct CacheMetrics {
+    /// Bytes of events currently kept.
+    pub bytes: Gauge,
+    /// Events evicted to stay within the bounds.
+    pub evictions: Counter,
+}
+
 struct Ring {
     events: VecDeque<Arc<CachedEvent>>,
+    /// Sum of the sizes of `events`.
+    bytes: usize,
     /// Every event with a revision above this one is in `events` (or not yet happened).
     covered_from: i64,
     sender: broadcast::Sender<Arc<CachedEvent>>,
@@ -141,27 +180,31 @@ pub struct WatchCache {
     prefix: String,
     store: Arc<dyn Store>,
     render: Renderer,
-    capacity: usize,
+    limits: CacheLimits,
+    metrics: CacheMetrics,
     ring: Mutex<Ring>,
     established: watch::Sender<bool>,
 }
 
 impl WatchCache {
-    /// A cache for the keys under `prefix`, keeping `capacity` events.
+    /// A cache for the keys under `prefix`, keeping events within `limits`.
     pub fn new(
         prefix: String,
         store: Arc<dyn Store>,
         render: Renderer,
-        capacity: usize,
+        limits: CacheLimits,
+        metrics: CacheMetrics,
     ) -> Arc<Self> {
-        let (sender, _) = broadcast::channel(capacity.max(16));
+        let (sender, _) = broadcast::channel(limits.events.max(16));
         Arc::new(WatchCache {
             prefix,
             store,
             render,
-            capacity,
+            limits,
+            metrics,
             ring: Mutex::new(Ring {
                 events: VecDeque::new(),
+                bytes: 0,
                 covered_from: i64::MAX,
                 sender,
             }),
@@ -255,8 +298,10 @@ impl WatchCache {
                 let stream = self.store.watch(&self.prefix, Some(current + 1)).await?;
                 let mut ring = self.ring.lock().expect("watch cache lock poisoned");
                 ring.events.clear();
+                ring.bytes = 0;
+                self.metrics.bytes.set(0);
                 ring.covered_from = current;
-                let (sender, _) = broadcast::channel(self.capacity.max(16));
+                let (sender, _) = broadcast::channel(self.limits.events.max(16));
                 ring.sender = sender;
                 Ok(stream)
             }
@@ -265,12 +310,21 @@ impl WatchCache {
 
     fn push(&self, event: Arc<CachedEvent>) {
         let mut ring = self.ring.lock().expect("watch cache lock poisoned");
-        if ring.events.len() >= self.capacity
-            && let Some(evicted) = ring.events.pop_front()
-        {
-            ring.covered_from = evicted.revision;
-        }
+        ring.bytes += event.size();
         ring.events.push_back(event.clone());
+        // An event larger than the whole bound is evicted at once: it still reaches the
+        // live watchers, and resuming before it goes to the store.
+        while ring.events.len() > self.limits.events || ring.bytes > self.limits.bytes {
+            let Some(evicted) = ring.events.pop_front() else {
+                break;
+            };
+            ring.bytes -= evicted.size();
+            ring.covered_from = evicted.revision;
+            self.metrics.evictions.inc();
+        }
+        self.metrics
+            .bytes
+            .set(i64::try_from(ring.bytes).unwrap_or(i64::MAX));
         // No receiver is not an error: nobody watches this kind right now.
         let _ = ring.sender.send(event);
     }

@@ -31,6 +31,11 @@ pub struct Cli {
     /// etcd port (upstream flag).
     #[arg(long, env = "KRAKE_API_ETCD_PORT")]
     pub etcd_port: Option<u16>,
+    /// etcd's `--max-request-bytes`: set together with etcd's --max-request-bytes (same
+    /// value). The largest storable object, and so the largest accepted request body, is this
+    /// minus 4096 bytes for the key and the request envelope. Default: etcd's, 1572864.
+    #[arg(long, env = "KRAKE_API_ETCD_MAX_REQUEST_BYTES")]
+    pub etcd_max_request_bytes: Option<usize>,
     /// Extra attempts of a request after a conflicting concurrent write.
     #[arg(long, env = "KRAKE_API_ETCD_RETRY_TRANSACTIONS")]
     pub etcd_retry_transactions: Option<u32>,
@@ -58,9 +63,6 @@ pub struct Cli {
     /// Log level or `tracing` filter (`info`, `krake_api_server=debug`).
     #[arg(long, env = "KRAKE_API_LOG_LEVEL")]
     pub log_level: Option<String>,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, env = "KRAKE_API_MAX_BODY_BYTES")]
-    pub max_body_bytes: Option<usize>,
     /// Time limit of one non-watch request, in seconds.
     #[arg(long, env = "KRAKE_API_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
@@ -70,6 +72,10 @@ pub struct Cli {
     /// Events each watch cache keeps for resumption, per resource kind.
     #[arg(long, env = "KRAKE_API_WATCH_CACHE_EVENTS")]
     pub watch_cache_events: Option<usize>,
+    /// Bytes of rendered events each watch cache keeps for resumption, per resource kind;
+    /// the oldest events are evicted first. Default: 16 MiB.
+    #[arg(long, env = "KRAKE_API_WATCH_CACHE_BYTES")]
+    pub watch_cache_bytes: Option<usize>,
     /// Seconds a watcher may stop reading before it is disconnected.
     #[arg(long, env = "KRAKE_API_WATCH_SEND_TIMEOUT")]
     pub watch_send_timeout: Option<u64>,

@@ -9,6 +9,8 @@ use std::time::Duration;
 mod cli;
 mod file;
 
+use crate::storage::etcd;
+
 pub use cli::{Cli, LogFormat, StorageKind};
 pub use file::{
     AuthenticationSection, DocsSection, EtcdSection, FileConfig, LogSection, OidcSection,
@@ -18,6 +20,15 @@ pub use file::{
 /// Upstream's default base of problem `type` URIs.
 pub const DEFAULT_PROBLEM_BASE_URL: &str =
     "https://rak-n-rok.readthedocs.io/projects/krake/en/latest/user/problem.html";
+
+/// Default bytes of events each watch cache keeps, per kind.
+pub const DEFAULT_WATCH_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Smallest `--etcd-max-request-bytes`: leaves room for objects after the envelope.
+const MIN_ETCD_MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Smallest `--watch-cache-bytes`.
+const MIN_WATCH_CACHE_BYTES: usize = 64 * 1024;
 
 /// Authorization mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,12 +88,16 @@ pub enum StorageConfig {
     Etcd {
         /// Endpoint URLs.
         endpoints: Vec<String>,
+        /// etcd's `--max-request-bytes`, from which the largest storable object is derived.
+        max_request_bytes: usize,
     },
     /// The embedded store in this directory.
     Embedded {
         /// Data directory.
         data_dir: PathBuf,
-        /// Changes kept for watch resumption.
+        /// Changes kept for watch resumption. Objects are limited to
+        /// [`crate::storage::embedded::DEFAULT_MAX_VALUE_BYTES`], what an etcd with its default limit stores, so that
+        /// data moves between the backends.
         history_limit: usize,
     },
 }
@@ -110,14 +125,14 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
     /// Time limit of one non-watch request.
     pub request_timeout: Duration,
     /// Time limit of a `blocking` request.
     pub blocking_timeout: Duration,
-    /// Events each watch cache keeps for resumption.
+    /// Events each watch cache keeps for resumption (per kind).
     pub watch_cache_events: usize,
+    /// Bytes of rendered events each watch cache keeps for resumption (per kind).
+    pub watch_cache_bytes: usize,
     /// How long a watcher may stop reading before it is disconnected.
     pub watch_send_timeout: Duration,
     /// HTTPS serving; plain HTTP when `None`.
@@ -150,10 +165,10 @@ impl Config {
             authorization: AuthorizationMode::AlwaysAllow,
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
-            max_body_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             blocking_timeout: Duration::from_secs(60),
             watch_cache_events: 4096,
+            watch_cache_bytes: DEFAULT_WATCH_CACHE_BYTES,
             watch_send_timeout: Duration::from_secs(30),
             tls: None,
             keystone: None,
@@ -268,7 +283,18 @@ fn storage(cli: &Cli, etcd: &EtcdSection) -> Result<StorageConfig, ConfigError> 
                     )));
                 }
             }
-            Ok(StorageConfig::Etcd { endpoints })
+            let max_request_bytes = cli
+                .etcd_max_request_bytes
+                .unwrap_or(etcd::DEFAULT_MAX_REQUEST_BYTES);
+            if max_request_bytes < MIN_ETCD_MAX_REQUEST_BYTES {
+                return Err(ConfigError::new(format!(
+                    "etcd max request bytes must be at least {MIN_ETCD_MAX_REQUEST_BYTES} (set it to etcd's --max-request-bytes)"
+                )));
+            }
+            Ok(StorageConfig::Etcd {
+                endpoints,
+                max_request_bytes,
+            })
         }
         StorageKind::Embedded => {
             let history_limit = cli.history_limit.unwrap_or(10_000);
@@ -474,16 +500,9 @@ fn logging(config: &mut Config, cli: &Cli, log: Option<&LogSection>) -> Result<(
     Ok(())
 }
 
-/// Body size, time limits and watch cache size (flags only; upstream has none of them).
+/// Time limits and watch cache size (flags only; upstream has none of them). The body size
+/// limit is the store's (see [`StorageConfig`]).
 fn limits(config: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
-    if let Some(n) = cli.max_body_bytes {
-        if n < 1024 {
-            return Err(ConfigError::new(
-                "max body size must be at least 1024 bytes",
-            ));
-        }
-        config.max_body_bytes = n;
-    }
     let seconds = |value: Option<u64>, what: &str| match value {
         Some(0) => Err(ConfigError::new(format!(
             "{what} must be at least 1 second"
@@ -503,6 +522,14 @@ fn limits(config: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
             ));
         }
         config.watch_cache_events = n;
+    }
+    if let Some(n) = cli.watch_cache_bytes {
+        if n < MIN_WATCH_CACHE_BYTES {
+            return Err(ConfigError::new(format!(
+                "watch cache bytes must be at least {MIN_WATCH_CACHE_BYTES}"
+            )));
+        }
+        config.watch_cache_bytes = n;
     }
     if let Some(d) = seconds(cli.watch_send_timeout, "watch send timeout")? {
         config.watch_send_timeout = d;
@@ -588,7 +615,8 @@ log:
         assert_eq!(
             config.storage,
             StorageConfig::Etcd {
-                endpoints: vec!["http://127.0.0.1:2379".into()]
+                endpoints: vec!["http://127.0.0.1:2379".into()],
+                max_request_bytes: etcd::DEFAULT_MAX_REQUEST_BYTES,
             }
         );
         assert_eq!(config.retry_transactions, 3);
@@ -613,10 +641,30 @@ log:
         assert_eq!(
             config.storage,
             StorageConfig::Etcd {
-                endpoints: vec!["http://etcd-0:2379".into(), "http://etcd-1:2379".into()]
+                endpoints: vec!["http://etcd-0:2379".into(), "http://etcd-1:2379".into()],
+                max_request_bytes: etcd::DEFAULT_MAX_REQUEST_BYTES,
             }
         );
         assert_eq!(config.authorization, AuthorizationMode::AlwaysDeny);
+    }
+
+    #[test]
+    fn the_etcd_request_limit_is_configurable() {
+        let cli = Cli {
+            storage: Some(StorageKind::Etcd),
+            etcd_max_request_bytes: Some(10 * 1024 * 1024),
+            watch_cache_bytes: Some(1 << 20),
+            ..Cli::default()
+        };
+        let config = Config::from_parts(&cli, None).unwrap();
+        assert_eq!(
+            config.storage,
+            StorageConfig::Etcd {
+                endpoints: vec!["http://127.0.0.1:2379".into()],
+                max_request_bytes: 10 * 1024 * 1024,
+            }
+        );
+        assert_eq!(config.watch_cache_bytes, 1 << 20);
     }
 
     #[test]
@@ -670,7 +718,15 @@ log:
             (
                 "{}",
                 Cli {
-                    max_body_bytes: Some(10),
+                    storage: Some(StorageKind::Etcd),
+                    etcd_max_request_bytes: Some(10),
+                    ..Cli::default()
+                },
+            ),
+            (
+                "{}",
+                Cli {
+                    watch_cache_bytes: Some(10),
                     ..Cli::default()
                 },
             ),

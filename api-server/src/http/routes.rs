@@ -97,7 +97,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found);
 
-    let max_body = state.config.max_body_bytes;
+    // One limit: a body the store could not hold is refused before it is read whole (the
+    // stored encoding, checked again before every write, differs by a few hundred bytes).
+    let max_body = state.store.max_value_bytes();
     router
         .layer(from_fn_with_state(state.clone(), authenticate))
         .layer(from_fn_with_state(state.clone(), cors))

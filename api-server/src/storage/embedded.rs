@@ -23,7 +23,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{KeyValue, Store, WatchEvent, WatchStream, WriteOutcome};
+use super::{KeyValue, Store, WatchEvent, WatchStream, WriteOutcome, check_value_size};
 use crate::error::Error;
 
 /// A stored key: (create_revision, mod_revision, version, value).
@@ -50,6 +50,11 @@ pub const DEFAULT_HISTORY_LIMIT: usize = 10_000;
 /// behind before its stream is terminated.
 pub const DEFAULT_WATCH_BUFFER: usize = 4_096;
 
+/// Default largest value: the same as an etcd with its default `--max-request-bytes` takes,
+/// so that objects move between the backends (and tests behave alike on both).
+pub const DEFAULT_MAX_VALUE_BYTES: usize =
+    super::etcd::max_value_bytes(super::etcd::DEFAULT_MAX_REQUEST_BYTES);
+
 /// Tuning of an [`EmbeddedStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmbeddedOptions {
@@ -59,6 +64,8 @@ pub struct EmbeddedOptions {
     /// Capacity of the live event channel (at least 1). A watch consumer lagging further
     /// behind gets an error and must watch again from its last revision; writers never wait.
     pub watch_buffer: usize,
+    /// Largest value `create` and `update` accept, in bytes.
+    pub max_value_bytes: usize,
 }
 
 impl Default for EmbeddedOptions {
@@ -66,6 +73,7 @@ impl Default for EmbeddedOptions {
         EmbeddedOptions {
             history_limit: DEFAULT_HISTORY_LIMIT,
             watch_buffer: DEFAULT_WATCH_BUFFER,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
         }
     }
 }
@@ -84,6 +92,7 @@ struct Inner {
     revision: AtomicI64,
     events: broadcast::Sender<Arc<WatchEvent>>,
     history_limit: usize,
+    max_value_bytes: usize,
 }
 
 impl fmt::Debug for EmbeddedStore {
@@ -164,6 +173,7 @@ impl EmbeddedStore {
                 revision: AtomicI64::new(revision),
                 events,
                 history_limit,
+                max_value_bytes: options.max_value_bytes,
             }),
         })
     }
@@ -500,6 +510,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<WriteOutcome, Error> {
+        check_value_size(&value, self.inner.max_value_bytes)?;
         self.write(key, Op::Create(value)).await
     }
 
@@ -509,6 +520,7 @@ impl Store for EmbeddedStore {
         value: Vec<u8>,
         expected_mod_revision: i64,
     ) -> Result<WriteOutcome, Error> {
+        check_value_size(&value, self.inner.max_value_bytes)?;
         self.write(key, Op::Update(value, expected_mod_revision))
             .await
     }
@@ -563,5 +575,9 @@ impl Store for EmbeddedStore {
 
     async fn current_revision(&self) -> Result<i64, Error> {
         Ok(self.inner.revision.load(Ordering::SeqCst))
+    }
+
+    fn max_value_bytes(&self) -> usize {
+        self.inner.max_value_bytes
     }
 }

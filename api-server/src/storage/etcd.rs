@@ -16,7 +16,7 @@ use etcd_client::{
     WatchClient, WatchOptions, WatchResponse,
 };
 
-use super::{KeyValue, Store, WatchEvent, WatchStream, WriteOutcome};
+use super::{KeyValue, Store, WatchEvent, WatchStream, WriteOutcome, check_value_size};
 use crate::error::Error;
 
 /// Default bound on every unary request and on establishing a watch.
@@ -30,6 +30,22 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// etcd's default `--max-request-bytes`: the largest request (after encoding as a raft
+/// proposal) an etcd member accepts.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+/// Room a write request needs besides the value: the key appears up to three times in an
+/// update's transaction (two comparisons and the put; a key is at most about 540 bytes with
+/// the longest namespace and name), plus the protobuf framing and the raft request header
+/// (a few dozen bytes). Checked against a real etcd by the size-limit tests, which store a
+/// value of exactly the derived limit under the longest key.
+pub const REQUEST_ENVELOPE_BYTES: usize = 4096;
+
+/// The largest value storable in an etcd started with `--max-request-bytes=max_request_bytes`.
+pub const fn max_value_bytes(max_request_bytes: usize) -> usize {
+    max_request_bytes.saturating_sub(REQUEST_ENVELOPE_BYTES)
+}
+
 /// Large lists exceed gRPC's default 4 MiB response limit long before etcd's own limits.
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 
@@ -40,6 +56,7 @@ pub struct EtcdStore {
     watch: WatchClient,
     endpoints: Vec<String>,
     request_timeout: Duration,
+    max_request_bytes: usize,
 }
 
 impl fmt::Debug for EtcdStore {
@@ -47,6 +64,7 @@ impl fmt::Debug for EtcdStore {
         f.debug_struct("EtcdStore")
             .field("endpoints", &self.endpoints)
             .field("request_timeout", &self.request_timeout)
+            .field("max_request_bytes", &self.max_request_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -84,7 +102,15 @@ impl EtcdStore {
                 .max_decoding_message_size(MAX_RESPONSE_BYTES),
             endpoints,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         })
+    }
+
+    /// Size values for an etcd whose `--max-request-bytes` is `max_request_bytes` instead of
+    /// [`DEFAULT_MAX_REQUEST_BYTES`]: both settings must be changed together.
+    pub fn with_max_request_bytes(mut self, max_request_bytes: usize) -> Self {
+        self.max_request_bytes = max_request_bytes;
+        self
     }
 
     /// Bound every request (and watch establishment) by `timeout` instead of
@@ -116,7 +142,26 @@ impl EtcdStore {
 
     async fn txn(&self, what: &str, txn: Txn) -> Result<WriteOutcome, Error> {
         let mut kv = self.kv.clone();
-        let response = self.call(what, kv.txn(txn)).await?;
+        let response = match tokio::time::timeout(self.request_timeout, kv.txn(txn)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) if is_too_large(&e) => {
+                // Only when etcd's --max-request-bytes is lower than this server was told:
+                // still the client's object that is too large, but the operator must know.
+                tracing::warn!(error = %e, max_request_bytes = self.max_request_bytes,
+                    "etcd refused a write as too large: is its --max-request-bytes lower than --etcd-max-request-bytes?");
+                return Err(Error::ObjectTooLarge {
+                    size: None,
+                    limit: self.max_value_bytes(),
+                });
+            }
+            Ok(Err(e)) => return Err(map_error(what, e)),
+            Err(_) => {
+                return Err(Error::StorageUnavailable(format!(
+                    "etcd {what} timed out after {:?}",
+                    self.request_timeout
+                )));
+            }
+        };
         if !response.succeeded() {
             return Ok(WriteOutcome::Conflict);
         }
@@ -217,6 +262,19 @@ fn watch_failure(response: &WatchResponse, next: i64) -> Option<Error> {
         )));
     }
     None
+}
+
+/// etcd's refusal of a request over `--max-request-bytes` (`etcdserver: request is too
+/// large`), or gRPC's over its message limit. Matched by message: the codes are shared with
+/// other failures (a full database is `ResourceExhausted` too).
+fn is_too_large(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => {
+            let message = status.message();
+            message.contains("request is too large") || message.contains("larger than max")
+        }
+        _ => false,
+    }
 }
 
 fn map_error(what: &str, error: etcd_client::Error) -> Error {
@@ -326,6 +384,7 @@ impl Store for EtcdStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<WriteOutcome, Error> {
+        check_value_size(&value, self.max_value_bytes())?;
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value, None)]);
@@ -338,6 +397,7 @@ impl Store for EtcdStore {
         value: Vec<u8>,
         expected_mod_revision: i64,
     ) -> Result<WriteOutcome, Error> {
+        check_value_size(&value, self.max_value_bytes())?;
         // A missing key has mod_revision 0: the version check keeps an update with an
         // expected revision of 0 from creating it.
         let txn = Txn::new()
@@ -396,5 +456,9 @@ impl Store for EtcdStore {
             .header()
             .map(|h| h.revision())
             .ok_or_else(|| Error::Internal("etcd response without header".into()))
+    }
+
+    fn max_value_bytes(&self) -> usize {
+        max_value_bytes(self.max_request_bytes)
     }
 }

@@ -71,4 +71,7 @@ impl Store for InstrumentedStore {
         self.measure("revision", self.inner.current_revision())
             .await
     }
+    fn max_value_bytes(&self) -> usize {
+        self.inner.max_value_bytes()
+    }
 }

@@ -113,4 +113,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current revision of the store; also serves as a reachability probe.
     async fn current_revision(&self) -> Result<i64, Error>;
+
+    /// The largest value `create` and `update` accept, in bytes. Larger values fail with
+    /// [`Error::ObjectTooLarge`] before anything is written; the HTTP body limit is the same
+    /// number, so there is one limit, the store's.
+    fn max_value_bytes(&self) -> usize;
+}
+
+/// `Err(ObjectTooLarge)` when `value` exceeds `limit`: the check every backend makes before
+/// a write.
+pub(crate) fn check_value_size(value: &[u8], limit: usize) -> Result<(), Error> {
+    if value.len() > limit {
+        return Err(Error::ObjectTooLarge {
+            size: Some(value.len()),
+            limit,
+        });
+    }
+    Ok(())
 }

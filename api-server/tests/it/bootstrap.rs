@@ -620,6 +620,7 @@ async fn bootstrap_on_etcd() {
     let mut config = Config::for_embedded(dir.data());
     config.storage = StorageConfig::Etcd {
         endpoints: vec![endpoint.clone()],
+        max_request_bytes: krake_api_server::storage::etcd::DEFAULT_MAX_REQUEST_BYTES,
     };
     let client = Client::start(config, None, "admin", AuthorizationMode::AlwaysAllow).await;
     let (status, role) = client.send(Method::GET, "/core/roles/r1", None).await;
@@ -659,6 +660,9 @@ impl Store for FailingStore {
     }
     async fn current_revision(&self) -> Result<i64, Error> {
         self.inner.current_revision().await
+    }
+    fn max_value_bytes(&self) -> usize {
+        self.inner.max_value_bytes()
     }
 }
 

@@ -530,29 +530,6 @@ async fn url_namespace_is_validated(#[case] backend: Backend) {
 #[case::embedded(Backend::Embedded)]
 #[case::etcd(Backend::Etcd)]
 #[tokio::test]
-async fn oversized_body(#[case] backend: Backend) {
-    let srv = TestServer::with_config(backend, |c| c.max_body_bytes = 2048).await;
-    let mut body = K::Metric.sample("big");
-    body["metadata"]["labels"] = json!({"k": "v"});
-    body["spec"]["provider"]["metric"] = json!("x".repeat(4096));
-    let r = srv.post(&K::Metric.collection(NS), &body).await;
-    assert_problem(&r, 413, None, "413");
-    assert_eq!(srv.get(&K::Metric.object(NS, "big")).await.0, 404);
-    // Just below the limit is fine.
-    let mut body = K::Metric.sample("small");
-    body["spec"]["provider"]["metric"] = json!("x".repeat(1500));
-    srv.create_body(K::Metric, NS, &body).await;
-    // PUT bodies are limited as well.
-    let mut big = srv.get_ok(&K::Metric.object(NS, "small")).await;
-    big["spec"]["provider"]["metric"] = json!("y".repeat(4096));
-    let r = srv.put(&K::Metric.object(NS, "small"), &big).await;
-    assert_problem(&r, 413, None, "413");
-}
-
-#[rstest]
-#[case::embedded(Backend::Embedded)]
-#[case::etcd(Backend::Etcd)]
-#[tokio::test]
 async fn unknown_routes_and_methods(#[case] backend: Backend) {
     let srv = TestServer::start(backend).await;
     for path in [

@@ -794,6 +794,7 @@ async fn embedded_lagging_watcher_is_terminated_without_blocking_writers() {
     let options = EmbeddedOptions {
         history_limit: 1_000,
         watch_buffer: 4,
+        ..EmbeddedOptions::default()
     };
     let store = EmbeddedStore::in_memory(options).await.expect("open");
     let mut slow = store.watch("/lag/", None).await.expect("watch");

@@ -56,6 +56,9 @@ impl Store for Contended {
     async fn current_revision(&self) -> Result<i64, Error> {
         self.inner.current_revision().await
     }
+    fn max_value_bytes(&self) -> usize {
+        self.inner.max_value_bytes()
+    }
 }
 
 async fn setup(

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use krake_api_server::config::{Config, StorageConfig};
 use krake_api_server::server::RunningServer;
+use krake_api_server::storage::etcd::DEFAULT_MAX_REQUEST_BYTES;
 use krake_testkit::etcd::EtcdServer;
 use reqwest::Method;
 use reqwest::StatusCode;
@@ -107,6 +108,7 @@ impl TestServer {
                 let etcd = EtcdServer::start().await;
                 config.storage = StorageConfig::Etcd {
                     endpoints: vec![etcd.endpoint()],
+                    max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
                 };
                 Some(etcd)
             }
@@ -155,6 +157,7 @@ impl TestServer {
         config.log_level = "warn".into();
         config.storage = StorageConfig::Etcd {
             endpoints: vec![endpoint],
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         };
         let server = krake_api_server::server::start(config)
             .await

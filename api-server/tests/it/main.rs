@@ -19,4 +19,5 @@ mod size_limits;
 mod storage_conformance;
 mod tls;
 mod transaction_retry;
+mod watch_cache_bytes;
 mod watch_slow_consumer;

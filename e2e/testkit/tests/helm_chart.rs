@@ -346,6 +346,38 @@ fn command_lines_parse_and_point_at_each_other() {
     }
 }
 
+/// etcd and the API server get the same request size limit, from which the API server
+/// derives its object and body limit; the default is etcd's own.
+#[test]
+fn etcd_and_the_api_server_agree_on_the_request_size_limit() {
+    for (sets, expected) in [
+        (&[][..], 1_572_864usize),
+        (&["etcd.maxRequestBytes=10485760"][..], 10_485_760),
+    ] {
+        let docs = render(sets);
+        let etcd_args = args(container(&docs, "StatefulSet", "krake-etcd"));
+        let api_args = args(container(&docs, "Deployment", "krake-api"));
+        let etcd_limit = expected.to_string();
+        assert_eq!(
+            flag(&etcd_args, "max-request-bytes"),
+            Some(etcd_limit.as_str()),
+            "{etcd_args:?}"
+        );
+        let cli = krake_api_server::config::Cli::try_parse_from(
+            std::iter::once("krake-api".to_string()).chain(api_args.iter().cloned()),
+        )
+        .unwrap_or_else(|e| panic!("krake-api rejects the chart's flags {api_args:?}: {e}"));
+        let config = krake_api_server::config::Config::from_parts(&cli, None)
+            .unwrap_or_else(|e| panic!("invalid API configuration {api_args:?}: {e}"));
+        match config.storage {
+            krake_api_server::config::StorageConfig::Etcd {
+                max_request_bytes, ..
+            } => assert_eq!(max_request_bytes, expected, "{api_args:?}"),
+            other => panic!("the chart's API server does not use etcd: {other:?}"),
+        }
+    }
+}
+
 /// What the pods run is what the image holds: the binaries and the bootstrap file.
 #[test]
 fn image_holds_what_the_pods_run() {
@@ -453,6 +485,7 @@ fn invalid_values_are_refused_by_the_schema() {
             "metricsMaxAge",
         ),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("etcd.maxRequestBytes=1000", "/etcd/maxRequestBytes"),
     ] {
         let output = helm_run(&["template", "krake", "charts/krake", "--set", set]);
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -4,6 +4,7 @@
 
 pub(crate) mod params;
 pub(crate) mod problem;
+pub(crate) mod query;
 pub(crate) mod resources;
 pub(crate) mod routes;
 pub(crate) mod state;

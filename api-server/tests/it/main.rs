@@ -13,6 +13,8 @@ mod http_infrastructure;
 mod http_kubernetes;
 mod http_misc;
 mod http_openstack;
+mod http_paths;
+mod http_query;
 mod http_watch;
 mod rbac;
 mod storage_conformance;

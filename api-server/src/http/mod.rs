@@ -10,3 +10,4 @@ pub(crate) mod routes;
 pub(crate) mod state;
 pub(crate) mod subresources;
 pub(crate) mod watch;
+pub(crate) mod wire;

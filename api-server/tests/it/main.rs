@@ -11,6 +11,7 @@ mod http_crud;
 mod http_errors;
 mod http_infrastructure;
 mod http_kubernetes;
+mod http_layer_errors;
 mod http_misc;
 mod http_openstack;
 mod http_paths;

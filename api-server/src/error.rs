@@ -135,6 +135,16 @@ pub enum Error {
         /// The oldest revision still available.
         oldest: i64,
     },
+    /// The requested watch revision is newer than the store's current revision.
+    #[error(
+        "Too large resource version: {requested}, the current revision is {current}. Re-list and watch again."
+    )]
+    ResourceVersionTooLarge {
+        /// The revision the client asked for.
+        requested: i64,
+        /// The store's current revision.
+        current: i64,
+    },
     /// A `blocking` request did not see the awaited state in time.
     #[error("Timed out after {0} s waiting for the requested state")]
     BlockingTimeout(u64),
@@ -196,7 +206,9 @@ impl Error {
             Error::InvalidToken { title, .. } => (StatusCode::UNAUTHORIZED, *title),
             Error::IdentityProviderUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             Error::Forbidden | Error::CorsRejected(_) => (StatusCode::FORBIDDEN, None),
-            Error::Compacted { .. } => (StatusCode::GONE, None),
+            Error::Compacted { .. } | Error::ResourceVersionTooLarge { .. } => {
+                (StatusCode::GONE, None)
+            }
             Error::BlockingTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, None),
             Error::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             Error::CorruptObject { .. } | Error::Internal(_) => {
@@ -215,7 +227,9 @@ impl Error {
             }
             Error::CorruptObject { .. } => "500: A stored object cannot be read.".to_string(),
             Error::Internal(_) => "500: Internal Server Error".to_string(),
-            Error::Compacted { .. } | Error::BlockingTimeout(_) => {
+            Error::Compacted { .. }
+            | Error::ResourceVersionTooLarge { .. }
+            | Error::BlockingTimeout(_) => {
                 format!("{}: {}", self.status_and_title().0.as_u16(), self)
             }
             _ => self.to_string(),

@@ -1,6 +1,6 @@
 //! Per-kind API behaviour beyond the generic resource contract: which kinds support
-//! `blocking` and `force` deletion, upstream's no-op update exception, and what a DELETE
-//! does to the status.
+//! `blocking` (and the states it may await) and `force` deletion, upstream's no-op
+//! update exception, and what a DELETE does to the status.
 
 use krake_crds::Resource;
 use krake_crds::core::{
@@ -9,7 +9,7 @@ use krake_crds::core::{
 use krake_crds::infrastructure::{
     Cloud, GlobalCloud, GlobalInfrastructureProvider, InfrastructureProvider,
 };
-use krake_crds::kubernetes::{Application, ApplicationState, Cluster};
+use krake_crds::kubernetes::{Application, ApplicationState, Cluster, ClusterState};
 use krake_crds::openstack::{MagnumCluster, Project};
 
 /// API behaviour of a persisted kind.
@@ -23,6 +23,16 @@ pub trait ApiKind: Resource {
 
     /// Changes a DELETE makes besides marking the object deleted.
     fn on_delete(&mut self) {}
+
+    /// The state names of the kind's status, which a `?blocking` request may await.
+    fn states() -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// Whether `name` is one of [`ApiKind::states`].
+    fn is_state(name: &str) -> bool {
+        Self::states().contains(&name)
+    }
 }
 
 impl ApiKind for Role {}
@@ -37,6 +47,10 @@ impl ApiKind for Application {
     const BLOCKING: bool = true;
     const FORCE_DELETE: bool = true;
 
+    fn states() -> Vec<&'static str> {
+        ApplicationState::ALL.iter().map(|s| s.as_str()).collect()
+    }
+
     fn on_delete(&mut self) {
         // The shutdown hook gives the workload a chance to clean up before removal.
         if self.spec.hooks.iter().any(|h| h == "shutdown") {
@@ -47,6 +61,10 @@ impl ApiKind for Application {
 impl ApiKind for Cluster {
     const BLOCKING: bool = true;
     const FORCE_DELETE: bool = true;
+
+    fn states() -> Vec<&'static str> {
+        ClusterState::ALL.iter().map(|s| s.as_str()).collect()
+    }
 }
 impl ApiKind for Project {}
 impl ApiKind for MagnumCluster {}

@@ -24,6 +24,8 @@ use crate::auth::{AuthenticatorChain, AuthorizerContext, PeerCommonName, authori
 use crate::config::{Config, StorageConfig};
 use crate::error::Error;
 use crate::http::state::{AppState, Shared};
+// hyper's own error responses (bad framing, 414, 431) get problem bodies.
+use crate::http::wire::ProblemIo;
 use crate::metrics::Metrics;
 use crate::storage::Store;
 use crate::storage::codec::Objects;
@@ -240,8 +242,10 @@ async fn serve(
             match acceptor {
                 None => {
                     let service = with_peer(app, PeerCommonName(None));
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let connection = builder.serve_connection_with_upgrades(
+                        TokioIo::new(ProblemIo::new(stream)),
+                        service,
+                    );
                     if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -266,8 +270,10 @@ async fn serve(
                     };
                     let user = crate::tls::peer_common_name(stream.get_ref().1);
                     let service = with_peer(app, PeerCommonName(user));
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let connection = builder.serve_connection_with_upgrades(
+                        TokioIo::new(ProblemIo::new(stream)),
+                        service,
+                    );
                     if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }

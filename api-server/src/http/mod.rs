@@ -4,8 +4,10 @@
 
 pub(crate) mod params;
 pub(crate) mod problem;
+pub(crate) mod query;
 pub(crate) mod resources;
 pub(crate) mod routes;
 pub(crate) mod state;
 pub(crate) mod subresources;
 pub(crate) mod watch;
+pub(crate) mod wire;

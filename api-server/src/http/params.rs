@@ -1,9 +1,11 @@
-//! Request parameters shared by the handlers: path parameters, query parameters in
-//! request order, the validated URL namespace and JSON bodies.
+//! Request parameters shared by the handlers: the typed paths of a kind's collection and
+//! objects (validated namespace and name) and JSON bodies.
 
-use std::collections::HashMap;
+use std::marker::PhantomData;
 
-use axum::extract::Path;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
 use bytes::Bytes;
 use krake_crds::Resource;
 use krake_crds::validation::is_valid_resource_name;
@@ -11,60 +13,118 @@ use serde_json::Value;
 
 use crate::error::Error;
 
-/// Path parameters (`ns`, `name`); empty on routes without parameters.
-pub type Params = HashMap<String, String>;
+/// The path of a collection route of kind `R`: the namespace of namespaced kinds.
+///
+/// Extraction fails with a 422 problem (before the handler, hence before authorization)
+/// when a segment does not percent-decode to UTF-8 or breaks the name rule: a failure
+/// never degrades into "no namespace", which the authorizer would read as a global or
+/// all-namespaces request. The all-namespaces list has a handler of its own.
+#[derive(Debug)]
+pub struct CollectionPath<R> {
+    /// `Some` exactly when `R` is namespaced (checked on extraction).
+    namespace: Option<String>,
+    kind: PhantomData<fn() -> R>,
+}
 
-/// Extractor of [`Params`] that also works on routes without parameters.
-pub struct PathParams(pub Params);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParams {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(PathParams(
-            <Path<Params> as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state)
-                .await
-                .map(|p| p.0)
-                .unwrap_or_default(),
-        ))
+impl<R: Resource> CollectionPath<R> {
+    /// The namespace (`None` exactly for global kinds).
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
     }
 }
 
-/// Query parameters in request order.
-pub type QueryParams = Vec<(String, String)>;
-
-/// The value of a query parameter.
-pub fn query_param<'a>(query: &'a QueryParams, name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+/// The path of an object route of kind `R` (and of its subresources): the namespace of
+/// namespaced kinds and the name, validated as for [`CollectionPath`].
+#[derive(Debug)]
+pub struct ObjectPath<R> {
+    /// `Some` exactly when `R` is namespaced (checked on extraction).
+    namespace: Option<String>,
+    name: String,
+    kind: PhantomData<fn() -> R>,
 }
 
-/// The validated URL namespace (`None` for global kinds). Upstream accepts any string and
-/// then cannot read the object back; we reject names that break the rule.
-pub fn url_namespace<R: Resource>(params: &Params) -> Result<Option<String>, Error> {
-    if !R::NAMESPACED {
-        return Ok(None);
+impl<R: Resource> ObjectPath<R> {
+    /// The namespace (`None` exactly for global kinds).
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
     }
-    match params.get("ns") {
-        Some(ns) if is_valid_resource_name(ns) => Ok(Some(ns.clone())),
-        Some(ns) => Err(Error::InvalidPath(format!(
+
+    /// The object name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<R: Resource, S: Send + Sync> FromRequestParts<S> for CollectionPath<R> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let params = path_params(parts, state).await?;
+        Ok(CollectionPath {
+            namespace: namespace_of::<R>(&params)?,
+            kind: PhantomData,
+        })
+    }
+}
+
+impl<R: Resource, S: Send + Sync> FromRequestParts<S> for ObjectPath<R> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let params = path_params(parts, state).await?;
+        let namespace = namespace_of::<R>(&params)?;
+        let name = match lookup(&params, "name") {
+            Some(name) if is_valid_resource_name(name) => name.to_string(),
+            Some(name) => {
+                return Err(Error::InvalidPath(format!(
+                    "Invalid name '{name}' in URL: Invalid character in resource name."
+                )));
+            }
+            None => {
+                return Err(Error::Internal(format!(
+                    "{} route without {{name}}",
+                    R::KIND
+                )));
+            }
+        };
+        Ok(ObjectPath {
+            namespace,
+            name,
+            kind: PhantomData,
+        })
+    }
+}
+
+/// The percent-decoded path parameters of the matched route.
+async fn path_params<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<RawPathParams, Error> {
+    RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|rejection| match rejection {
+            RawPathParamsRejection::InvalidUtf8InPathParam(_) => Error::InvalidPath(
+                "Invalid URL: a path segment is not valid UTF-8 once percent-decoded.".into(),
+            ),
+            // Every matched route records its parameters, even none.
+            other => Error::Internal(format!("path parameters unavailable: {other}")),
+        })
+}
+
+fn lookup<'a>(params: &'a RawPathParams, key: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+/// The validated URL namespace of kind `R`. Upstream accepts any string and then cannot
+/// read the object back; we reject names that break the rule.
+fn namespace_of<R: Resource>(params: &RawPathParams) -> Result<Option<String>, Error> {
+    match (R::NAMESPACED, lookup(params, "ns")) {
+        (true, Some(ns)) if is_valid_resource_name(ns) => Ok(Some(ns.to_string())),
+        (true, Some(ns)) => Err(Error::InvalidPath(format!(
             "Invalid namespace '{ns}' in URL: Invalid character in resource namespace."
         ))),
-        None => Ok(None),
+        (false, None) => Ok(None),
+        // The routes are built from `R::NAMESPACED`: a mismatch is a wiring mistake.
+        (true, None) => Err(Error::Internal(format!("{} route without {{ns}}", R::KIND))),
+        (false, Some(_)) => Err(Error::Internal(format!("{} route with {{ns}}", R::KIND))),
     }
-}
-
-/// The `{name}` path parameter of an object route.
-pub fn url_name(params: &Params) -> Result<&str, Error> {
-    params
-        .get("name")
-        .map(String::as_str)
-        .ok_or_else(|| Error::Internal("route without {name}".into()))
 }
 
 /// Parse a request body as JSON: not JSON at all is 415, as upstream.

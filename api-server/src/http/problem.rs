@@ -21,6 +21,22 @@ pub fn problem_response(
     title: Option<ProblemTitle>,
     detail: &str,
 ) -> Response {
+    let body = problem_body(status, type_, title, detail);
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json; charset=utf-8"),
+    );
+    response
+}
+
+/// The JSON body of a problem document.
+pub fn problem_body(
+    status: StatusCode,
+    type_: &str,
+    title: Option<ProblemTitle>,
+    detail: &str,
+) -> Vec<u8> {
     #[derive(Serialize)]
     struct Problem<'a> {
         #[serde(rename = "type")]
@@ -30,18 +46,12 @@ pub fn problem_response(
         status: u16,
         detail: &'a str,
     }
-    let body = krake_crds::json::to_vec(&Problem {
+    krake_crds::json::to_vec(&Problem {
         type_,
         title,
         status: status.as_u16(),
         detail,
-    });
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json; charset=utf-8"),
-    );
-    response
+    })
 }
 
 /// The problem document of `error`; titled problems get a `type` under
@@ -70,8 +80,8 @@ pub async fn problems(State(state): State<AppState>, request: Request, next: Nex
     framework_problem(response)
 }
 
-/// axum's own error responses (404, 405 with its `Allow` header, 413, a malformed query
-/// string) as problem documents; problem documents and successes pass unchanged.
+/// axum's own error responses (404, 405 with its `Allow` header, 413, an unreadable
+/// body) as problem documents; problem documents and successes pass unchanged.
 fn framework_problem(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
@@ -82,21 +92,13 @@ fn framework_problem(response: Response) -> Response {
         return response;
     }
     let (mut parts, _) = response.into_parts();
-    // axum rejects a malformed query string with 400; it is a validation error.
-    let status = if status == StatusCode::BAD_REQUEST {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        status
-    };
-    let detail = if status == StatusCode::UNPROCESSABLE_ENTITY {
-        "422: Invalid query string".to_string()
-    } else {
-        format!(
-            "{}: {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-    };
+    // Query strings and paths are parsed by our own extractors; what is left of axum's
+    // 400s is a request body that could not be read (e.g. broken chunked framing).
+    let detail = format!(
+        "{}: {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
     let mut problem = problem_response(status, "about:blank", None, &detail);
     if let Some(allow) = parts.headers.remove(header::ALLOW) {
         problem.headers_mut().insert(header::ALLOW, allow);
@@ -141,7 +143,7 @@ mod tests {
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert!(response.extensions().get::<Arc<Error>>().is_some());
         let framework = framework_problem(StatusCode::BAD_REQUEST.into_response());
-        assert_eq!(framework.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(body(framework).await["detail"], "422: Invalid query string");
+        assert_eq!(framework.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(body(framework).await["detail"], "400: Bad Request");
     }
 }

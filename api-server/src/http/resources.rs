@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
@@ -15,7 +15,8 @@ use krake_crds::{Resource, Timestamp, ValidationErrors, decode, decode_create};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::params::{PathParams, QueryParams, parse_json, query_param, url_name};
+use super::params::{CollectionPath, ObjectPath, parse_json};
+use super::query::{CreateOptions, DeleteOptions, ListOptions, RawQuery};
 use super::state::{AppState, authorize_route, json_response, object_response};
 use super::watch;
 use crate::auth::{Caller, NamespaceScope, Verb};
@@ -123,31 +124,23 @@ fn immutable(field: &str) -> Error {
     Error::bad_update(format!("Trying to update an immutable field: {field}"))
 }
 
-fn blocking_param<R: ApiKind>(query: &QueryParams) -> Option<String> {
-    if !R::BLOCKING {
-        return None;
-    }
-    match query_param(query, "blocking") {
-        Some("False") | None => None,
-        Some(v) => Some(v.to_uppercase()),
-    }
-}
-
 /// POST on a collection.
 pub async fn create<R: ApiKind>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
-    Query(query): Query<QueryParams>,
+    path: CollectionPath<R>,
+    query: RawQuery,
     body: Bytes,
 ) -> Result<Response, Error> {
-    let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::Create)?;
+    authorize_route::<R>(&state, &caller, path.namespace(), R::PLURAL, Verb::Create)?;
+    // Refused before anything is written.
+    let CreateOptions { blocking } = CreateOptions::parse::<R>(&query)?;
     let mut object = decode_create::<R>(parse_json(&body)?)?;
+    let namespace = path.namespace().map(str::to_string);
     initialize_new(&mut object, namespace.clone());
     let name = object.metadata().name.clone();
     let key = R::key(namespace.as_deref(), &name);
 
-    let blocking = blocking_param::<R>(&query);
     let waiter = match &blocking {
         Some(_) => Some(BlockingWait::subscribe::<R>(&state, &key).await?),
         None => None,
@@ -180,26 +173,47 @@ pub async fn create<R: ApiKind>(
 pub async fn read<R: ApiKind>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
+    path: ObjectPath<R>,
 ) -> Result<Response, Error> {
-    let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::Get)?;
+    authorize_route::<R>(&state, &caller, path.namespace(), R::PLURAL, Verb::Get)?;
     let loaded = state
         .objects
-        .load::<R>(namespace.as_deref(), url_name(&params)?)
+        .load::<R>(path.namespace(), path.name())
         .await?;
     Ok(object_response(&loaded.object))
 }
 
-/// GET on a collection: a list, or a watch with `?watch`.
+/// GET on a collection (of a namespace for namespaced kinds): a list, or a watch with
+/// `?watch`.
 pub async fn list<R: ApiKind>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
-    Query(query): Query<QueryParams>,
+    path: CollectionPath<R>,
+    query: RawQuery,
 ) -> Result<Response, Error> {
-    let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::List)?;
-    let options = watch::WatchOptions::from_query(&query)?;
-    // Across all namespaces only the namespaces the caller may list (upstream shows all).
+    list_or_watch::<R>(state, caller, path.namespace(), query).await
+}
+
+/// GET on the all-namespaces collection of a namespaced kind: only the namespaces the
+/// caller may list (upstream shows all).
+pub async fn list_all<R: ApiKind>(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: RawQuery,
+) -> Result<Response, Error> {
+    list_or_watch::<R>(state, caller, None, query).await
+}
+
+/// A list or watch of kind `R` in `namespace`; across all namespaces when a namespaced
+/// kind has none (only [`list_all`] passes none for those).
+async fn list_or_watch<R: ApiKind>(
+    state: AppState,
+    caller: Caller,
+    namespace: Option<&str>,
+    query: RawQuery,
+) -> Result<Response, Error> {
+    authorize_route::<R>(&state, &caller, namespace, R::PLURAL, Verb::List)?;
+    let options = ListOptions::parse(&query)?;
     let scope = if R::NAMESPACED && namespace.is_none() {
         state
             .authorizer
@@ -207,10 +221,14 @@ pub async fn list<R: ApiKind>(
     } else {
         NamespaceScope::All
     };
-    if query_param(&query, "watch").is_some() {
-        return watch::watch::<R>(state, namespace, scope, options).await;
+    if options.watch {
+        let watch_options = watch::WatchOptions {
+            heartbeat: options.heartbeat,
+            resource_version: options.resource_version,
+        };
+        return watch::watch::<R>(state, namespace.map(str::to_string), scope, watch_options).await;
     }
-    let (kvs, revision) = state.store.list(&R::prefix(namespace.as_deref())).await?;
+    let (kvs, revision) = state.store.list(&R::prefix(namespace)).await?;
     // Items are decoded and written one at a time, so a large list never holds every
     // decoded object at once; the output is the list object upstream sends.
     let mut body =
@@ -245,19 +263,19 @@ pub async fn list<R: ApiKind>(
 pub async fn update<R: ApiKind>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
+    path: ObjectPath<R>,
     body: Bytes,
 ) -> Result<Response, Error> {
-    let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::Update)?;
+    authorize_route::<R>(&state, &caller, path.namespace(), R::PLURAL, Verb::Update)?;
     let (put, _) = PutBody::parse::<R>(&body, false)?;
-    let name = url_name(&params)?.to_string();
+    let (namespace, name) = (path.namespace(), path.name());
     state
         .objects
         .retrying(|| async {
             let Loaded {
                 object: stored,
                 revision,
-            } = state.objects.load::<R>(namespace.as_deref(), &name).await?;
+            } = state.objects.load::<R>(namespace, name).await?;
             put.check_precondition(revision)?;
             let body = put.complete(&stored)?;
             let stored_meta = stored.metadata();
@@ -298,8 +316,11 @@ pub async fn update<R: ApiKind>(
             }
             let done =
                 if merged.metadata().deleted.is_some() && merged.metadata().finalizers.is_empty() {
-                    // The last finalizer is gone: the object leaves the store.
-                    state.objects.remove(&merged, revision).await?.map(|_| ())
+                    // The last finalizer is gone: the object leaves the store; the answer
+                    // carries the removal's revision, as the DELETED event does.
+                    state.objects.remove(&merged, revision).await?.map(|rev| {
+                        merged.metadata_mut().resource_version = Some(rev.to_string());
+                    })
                 } else {
                     state
                         .objects
@@ -322,20 +343,20 @@ pub async fn update<R: ApiKind>(
 pub async fn update_status<R: ApiKind>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
+    path: ObjectPath<R>,
     body: Bytes,
 ) -> Result<Response, Error> {
     let resource = format!("{}/status", R::PLURAL);
-    let namespace = authorize_route::<R>(&state, &caller, &params, &resource, Verb::Update)?;
+    authorize_route::<R>(&state, &caller, path.namespace(), &resource, Verb::Update)?;
     let (put, body) = PutBody::parse::<R>(&body, true)?;
-    let name = url_name(&params)?.to_string();
+    let (namespace, name) = (path.namespace(), path.name());
     state
         .objects
         .retrying(|| async {
             let Loaded {
                 object: mut merged,
                 revision,
-            } = state.objects.load::<R>(namespace.as_deref(), &name).await?;
+            } = state.objects.load::<R>(namespace, name).await?;
             put.check_precondition(revision)?;
             merged
                 .merge_status_from(&body)
@@ -354,32 +375,32 @@ pub async fn update_status<R: ApiKind>(
 pub async fn delete<R: ApiKind>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
-    Query(query): Query<QueryParams>,
+    path: ObjectPath<R>,
+    query: RawQuery,
 ) -> Result<Response, Error> {
-    let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::Delete)?;
-    let name = url_name(&params)?.to_string();
-    let key = R::key(namespace.as_deref(), &name);
-    let blocking = blocking_param::<R>(&query);
+    authorize_route::<R>(&state, &caller, path.namespace(), R::PLURAL, Verb::Delete)?;
+    let DeleteOptions { blocking, force } = DeleteOptions::parse::<R>(&query)?;
+    let (namespace, name) = (path.namespace(), path.name());
+    let key = R::key(namespace, name);
     let waiter = match &blocking {
         Some(_) => Some(BlockingWait::subscribe::<R>(&state, &key).await?),
         None => None,
     };
-    let force = R::FORCE_DELETE && query_param(&query, "force") == Some("True");
     let object = state
         .objects
         .retrying(|| async {
             let Loaded {
                 mut object,
                 revision,
-            } = state.objects.load::<R>(namespace.as_deref(), &name).await?;
+            } = state.objects.load::<R>(namespace, name).await?;
             if force {
                 object.metadata_mut().deleted = Some(Timestamp::now());
-                return Ok(state
-                    .objects
-                    .remove(&object, revision)
-                    .await?
-                    .map(|_| object));
+                // The answer carries the removal's revision, as the DELETED event does:
+                // a client can watch on from it.
+                return Ok(state.objects.remove(&object, revision).await?.map(|rev| {
+                    object.metadata_mut().resource_version = Some(rev.to_string());
+                    object
+                }));
             }
             if object.metadata().deleted.is_some() {
                 return Ok(Some(object));

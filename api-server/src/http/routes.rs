@@ -42,9 +42,10 @@ fn kind_routes<R: ApiKind>(router: Router<AppState>) -> Router<AppState> {
                 .delete(resources::delete::<R>),
         );
     if R::NAMESPACED {
+        // Its own handler: a namespaced collection route never lists across namespaces.
         router = router.route(
             &format!("/{}/{}", R::API, R::PLURAL),
-            get(resources::list::<R>),
+            get(resources::list_all::<R>),
         );
     }
     if R::HAS_STATUS {

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use krake_crds::Resource;
 use tokio_util::sync::CancellationToken;
 
-use super::params::{Params, url_namespace};
 use crate::auth::{Access, AuthenticatorChain, Authorizer, Caller, Verb};
 use crate::config::Config;
 use crate::error::Error;
@@ -59,26 +58,25 @@ impl Shared {
     }
 }
 
-/// Validate the URL namespace, then ask the authorizer about `verb` on `resource` (a
-/// plural, or `plural/subresource`) there; returns the namespace.
+/// Ask the authorizer about `verb` on `resource` (a plural, or `plural/subresource`) of
+/// kind `R` in `namespace`: the namespace extracted from the URL by the typed path of the
+/// route (`None` for global kinds and the all-namespaces list).
 pub fn authorize_route<R: Resource>(
     state: &AppState,
     caller: &Caller,
-    params: &Params,
+    namespace: Option<&str>,
     resource: &str,
     verb: Verb,
-) -> Result<Option<String>, Error> {
-    let namespace = url_namespace::<R>(params)?;
+) -> Result<(), Error> {
     state.authorize(
         caller,
         Access {
             api: R::API,
             resource,
             verb,
-            namespace: namespace.as_deref(),
+            namespace,
         },
-    )?;
-    Ok(namespace)
+    )
 }
 
 /// A JSON response with upstream's content type.

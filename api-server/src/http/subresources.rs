@@ -12,7 +12,7 @@ use krake_crds::kubernetes::{
 use krake_crds::openstack::{MagnumCluster, MagnumClusterBinding};
 use krake_crds::{Resource, ResourceRef, Timestamp, decode_request};
 
-use super::params::{Params, PathParams, parse_json, url_name};
+use super::params::{ObjectPath, parse_json};
 use super::state::{AppState, authorize_route, object_response};
 use crate::auth::{Caller, Verb};
 use crate::error::Error;
@@ -21,12 +21,11 @@ use crate::storage::codec::Loaded;
 fn authorize_sub<R: Resource>(
     state: &AppState,
     caller: &Caller,
-    params: &Params,
+    path: &ObjectPath<R>,
     sub: &str,
-) -> Result<(Option<String>, String), Error> {
+) -> Result<(), Error> {
     let resource = format!("{}/{}", R::PLURAL, sub);
-    let namespace = authorize_route::<R>(state, caller, params, &resource, Verb::Update)?;
-    Ok((namespace, url_name(params)?.to_string()))
+    authorize_route::<R>(state, caller, path.namespace(), &resource, Verb::Update)
 }
 
 /// Load, change and conditionally write an object, retrying on concurrent writes.
@@ -63,12 +62,13 @@ fn add_owner(owners: &mut Vec<ResourceRef>, owner: &ResourceRef) {
 pub async fn application_binding(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
+    path: ObjectPath<Application>,
     body: Bytes,
 ) -> Result<Response, Error> {
-    let (namespace, name) = authorize_sub::<Application>(&state, &caller, &params, "binding")?;
+    authorize_sub::<Application>(&state, &caller, &path, "binding")?;
+    let (namespace, name) = (path.namespace(), path.name());
     let binding: ClusterBinding = decode_request(parse_json(&body)?)?;
-    modify::<Application>(&state, namespace.as_deref(), &name, |app| {
+    modify::<Application>(&state, namespace, name, |app| {
         let now = Timestamp::now();
         app.status.scheduled = Some(now);
         app.status.kube_controller_triggered = Some(now);
@@ -83,12 +83,13 @@ pub async fn application_binding(
 pub async fn cluster_binding(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
+    path: ObjectPath<Cluster>,
     body: Bytes,
 ) -> Result<Response, Error> {
-    let (namespace, name) = authorize_sub::<Cluster>(&state, &caller, &params, "binding")?;
+    authorize_sub::<Cluster>(&state, &caller, &path, "binding")?;
+    let (namespace, name) = (path.namespace(), path.name());
     let binding: CloudBinding = decode_request(parse_json(&body)?)?;
-    modify::<Cluster>(&state, namespace.as_deref(), &name, |cluster| {
+    modify::<Cluster>(&state, namespace, name, |cluster| {
         cluster.status.scheduled = Some(Timestamp::now());
         cluster.status.scheduled_to = Some(binding.cloud.clone());
         add_owner(&mut cluster.metadata.owners, &binding.cloud);
@@ -101,16 +102,14 @@ pub async fn cluster_binding(
 pub async fn magnum_cluster_binding(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
+    path: ObjectPath<MagnumCluster>,
     body: Bytes,
 ) -> Result<Response, Error> {
-    let (namespace, name) = authorize_sub::<MagnumCluster>(&state, &caller, &params, "binding")?;
-    state
-        .objects
-        .load::<MagnumCluster>(namespace.as_deref(), &name)
-        .await?;
+    authorize_sub::<MagnumCluster>(&state, &caller, &path, "binding")?;
+    let (namespace, name) = (path.namespace(), path.name());
+    state.objects.load::<MagnumCluster>(namespace, name).await?;
     let binding: MagnumClusterBinding = decode_request(parse_json(&body)?)?;
-    modify::<MagnumCluster>(&state, namespace.as_deref(), &name, |cluster| {
+    modify::<MagnumCluster>(&state, namespace, name, |cluster| {
         cluster.status.project = Some(binding.project.clone());
         cluster.status.template = Some(binding.template.clone());
         add_owner(&mut cluster.metadata.owners, &binding.project);
@@ -127,12 +126,13 @@ fn invalid_token() -> Error {
 pub async fn application_complete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
+    path: ObjectPath<Application>,
     body: Bytes,
 ) -> Result<Response, Error> {
-    let (namespace, name) = authorize_sub::<Application>(&state, &caller, &params, "complete")?;
+    authorize_sub::<Application>(&state, &caller, &path, "complete")?;
+    let (namespace, name) = (path.namespace(), path.name());
     let complete: Complete = decode_request(parse_json(&body)?)?;
-    modify::<Application>(&state, namespace.as_deref(), &name, |app| {
+    modify::<Application>(&state, namespace, name, |app| {
         match (&app.status.complete_token, &complete.token) {
             (Some(expected), Some(given)) if expected == given => {}
             _ => return Err(invalid_token()),
@@ -148,12 +148,13 @@ pub async fn application_complete(
 pub async fn application_shutdown(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
+    path: ObjectPath<Application>,
     body: Bytes,
 ) -> Result<Response, Error> {
-    let (namespace, name) = authorize_sub::<Application>(&state, &caller, &params, "shutdown")?;
+    authorize_sub::<Application>(&state, &caller, &path, "shutdown")?;
+    let (namespace, name) = (path.namespace(), path.name());
     let shutdown: Shutdown = decode_request(parse_json(&body)?)?;
-    modify::<Application>(&state, namespace.as_deref(), &name, |app| {
+    modify::<Application>(&state, namespace, name, |app| {
         match (&app.status.shutdown_token, &shutdown.token) {
             (Some(expected), Some(given)) if expected == given => {}
             _ => return Err(invalid_token()),
@@ -174,11 +175,12 @@ pub async fn application_shutdown(
 pub async fn application_retry(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    PathParams(params): PathParams,
+    path: ObjectPath<Application>,
 ) -> Result<Response, Error> {
     // Upstream checks `applications/status` for this endpoint.
-    let (namespace, name) = authorize_sub::<Application>(&state, &caller, &params, "status")?;
-    modify::<Application>(&state, namespace.as_deref(), &name, |app| {
+    authorize_sub::<Application>(&state, &caller, &path, "status")?;
+    let (namespace, name) = (path.namespace(), path.name());
+    modify::<Application>(&state, namespace, name, |app| {
         if app.status.state != ApplicationState::Degraded {
             return Err(Error::bad_update("No migration or deletion retry needed"));
         }

@@ -12,57 +12,19 @@ use futures::StreamExt;
 use krake_crds::Resource;
 use tokio::sync::{broadcast, mpsc};
 
-use super::params::{QueryParams, query_param};
 use super::state::AppState;
 use crate::auth::NamespaceScope;
 use crate::error::Error;
 use crate::storage::WatchStream;
 use crate::watch_cache::{CachedEvent, Renderer, Subscription};
 
-/// Validated query parameters of a list or watch request.
+/// Validated query parameters of a watch request.
 #[derive(Debug, Clone, Copy)]
 pub struct WatchOptions {
     /// Heartbeat interval; `None` disables heartbeats.
     pub heartbeat: Option<Duration>,
     /// Replay changes after this revision.
     pub resource_version: Option<i64>,
-}
-
-impl WatchOptions {
-    /// Parse `heartbeat` (validated even without `watch`, as upstream) and `resource_version`.
-    pub fn from_query(query: &QueryParams) -> Result<Self, Error> {
-        let heartbeat = match query_param(query, "heartbeat") {
-            None => Some(Duration::from_secs(10)),
-            Some(v) => match v.trim().parse::<i64>() {
-                Ok(0) => None,
-                Ok(n) if n > 0 => Some(Duration::from_secs(n as u64)),
-                Ok(_) => {
-                    return Err(invalid_query(
-                        "heartbeat",
-                        "Must be greater than or equal to 0.",
-                    ));
-                }
-                Err(_) => return Err(invalid_query("heartbeat", "Not a valid integer.")),
-            },
-        };
-        let resource_version = match query_param(query, "resource_version") {
-            None | Some("") => None,
-            Some(v) => match v.parse::<i64>() {
-                Ok(n) if n >= 0 => Some(n),
-                _ => return Err(invalid_query("resource_version", "Not a valid revision.")),
-            },
-        };
-        Ok(WatchOptions {
-            heartbeat,
-            resource_version,
-        })
-    }
-}
-
-fn invalid_query(field: &str, message: &str) -> Error {
-    Error::InvalidQuery(krake_crds::json::to_string(
-        &serde_json::json!({"query": {field: [message]}}),
-    ))
 }
 
 enum Source {
@@ -153,6 +115,15 @@ pub async fn watch<R: Resource>(
 ) -> Result<Response, Error> {
     let cache = state.cache::<R>()?.clone();
     cache.wait_established(Duration::from_secs(5)).await?;
+    if let Some(requested) = options.resource_version {
+        // A revision the store has not reached yet was not handed out by it (another
+        // store, a restored backup, a made-up number): replaying "after" it would
+        // silently drop every change up to it.
+        let current = state.store.current_revision().await?;
+        if requested > current {
+            return Err(Error::ResourceVersionTooLarge { requested, current });
+        }
+    }
     let source = match cache.subscribe(options.resource_version) {
         Subscription::Cached { mut replay, live } => {
             replay.retain(|e| {

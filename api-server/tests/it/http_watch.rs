@@ -352,3 +352,46 @@ async fn watch_from_a_compacted_revision_is_gone(#[case] backend: Backend) {
     // Lists keep working after the compaction.
     assert_eq!(srv.list_names(&roles).await.len(), 13);
 }
+
+/// A DELETE answers with the revision of the change it made, as the watch event of that
+/// change carries it: the deletion mark (MODIFIED), and the removal (DELETED) by a force
+/// deletion or by the update that drops the last finalizer. A client can watch on from
+/// the answer without missing or repeating anything.
+#[rstest]
+#[case::embedded(Backend::Embedded)]
+#[case::etcd(Backend::Etcd)]
+#[tokio::test]
+async fn delete_answers_carry_the_revision_of_their_event(#[case] backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    for kind in all_kinds() {
+        let ns = "ns1";
+        let path = kind.object(ns, "d");
+        let created = srv.create(kind, ns, "d").await;
+        let mut w = srv
+            .watch(&format!(
+                "{}?watch&heartbeat=0&resource_version={}",
+                kind.all_collection(),
+                rv(&created)
+            ))
+            .await;
+        let (status, _, marked) = srv.delete(&path).await;
+        assert_eq!(status, 200, "{marked}");
+        let event = w.expect("MODIFIED", "d").await;
+        assert_eq!(rv(&marked), rv(&event), "{}: deletion mark", kind.kind());
+
+        let mut body = marked.clone();
+        body["metadata"]["finalizers"] = json!([]);
+        let removed = srv.put_ok(&path, &body).await;
+        let event = w.expect("DELETED", "d").await;
+        assert_eq!(rv(&removed), rv(&event), "{}: last finalizer", kind.kind());
+
+        if kind.force_delete() {
+            srv.create(kind, ns, "d").await;
+            w.expect("ADDED", "d").await;
+            let (status, _, forced) = srv.delete(&format!("{path}?force=True")).await;
+            assert_eq!(status, 200, "{forced}");
+            let event = w.expect("DELETED", "d").await;
+            assert_eq!(rv(&forced), rv(&event), "{}: force deletion", kind.kind());
+        }
+    }
+}

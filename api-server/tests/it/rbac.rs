@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One embedded store and the servers started on it.
-struct Env {
-    store: Arc<dyn Store>,
+pub(crate) struct Env {
+    pub(crate) store: Arc<dyn Store>,
     servers: Vec<RunningServer>,
     dir: tempfile::TempDir,
 }
@@ -35,13 +35,13 @@ impl Drop for Env {
 
 /// A client of one server.
 #[derive(Clone)]
-struct Api {
+pub(crate) struct Api {
     base: String,
     http: reqwest::Client,
 }
 
 impl Env {
-    async fn new() -> Env {
+    pub(crate) async fn new() -> Env {
         let dir = tempfile::Builder::new()
             .prefix("krake-rbac-")
             .tempdir()
@@ -77,13 +77,13 @@ impl Env {
     }
 
     /// The administrator (always-allow), who writes roles, bindings and objects.
-    async fn admin(&mut self) -> Api {
+    pub(crate) async fn admin(&mut self) -> Api {
         self.server(Some("admin"), AuthorizationMode::AlwaysAllow)
             .await
     }
 
     /// An RBAC server on which every request is `user`.
-    async fn user(&mut self, user: &str) -> Api {
+    pub(crate) async fn user(&mut self, user: &str) -> Api {
         self.server(Some(user), AuthorizationMode::Rbac).await
     }
 }
@@ -106,7 +106,7 @@ impl Api {
         }
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
+    pub(crate) async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
@@ -129,13 +129,13 @@ impl Api {
         self.send(Method::GET, path, None).await
     }
 
-    async fn ok(&self, method: Method, path: &str, body: Option<&Value>) -> Value {
+    pub(crate) async fn ok(&self, method: Method, path: &str, body: Option<&Value>) -> Value {
         let (status, _, value) = self.send(method.clone(), path, body).await;
         assert_eq!(status, StatusCode::OK, "{method} {path}: {value}");
         value
     }
 
-    async fn create(&self, kind: K, ns: &str, name: &str) -> Value {
+    pub(crate) async fn create(&self, kind: K, ns: &str, name: &str) -> Value {
         self.ok(Method::POST, &kind.collection(ns), Some(&kind.sample(name)))
             .await
     }
@@ -219,19 +219,19 @@ impl Watch {
     }
 }
 
-fn role(name: &str, rules: Value) -> Value {
+pub(crate) fn role(name: &str, rules: Value) -> Value {
     json!({"api": "core", "kind": "Role", "metadata": {"name": name}, "rules": rules})
 }
 
-fn rule(api: &str, resources: &[&str], namespaces: &[&str], verbs: &[&str]) -> Value {
+pub(crate) fn rule(api: &str, resources: &[&str], namespaces: &[&str], verbs: &[&str]) -> Value {
     json!({"api": api, "resources": resources, "namespaces": namespaces, "verbs": verbs})
 }
 
-fn binding(name: &str, users: &[&str], roles: &[&str]) -> Value {
+pub(crate) fn binding(name: &str, users: &[&str], roles: &[&str]) -> Value {
     json!({"api": "core", "kind": "RoleBinding", "metadata": {"name": name}, "users": users, "roles": roles})
 }
 
-async fn put_role(admin: &Api, body: &Value) {
+pub(crate) async fn put_role(admin: &Api, body: &Value) {
     let name = body["metadata"]["name"].as_str().expect("name");
     let (status, _, _) = admin.send(Method::POST, "/core/roles", Some(body)).await;
     if status == StatusCode::CONFLICT {

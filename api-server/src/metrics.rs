@@ -141,15 +141,6 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The metrics of the watch cache of `kind`, registered.
-    pub fn watch_cache(&self, kind: &'static str) -> crate::watch_cache::CacheMetrics {
-        let labels = CacheLabels { kind };
-        crate::watch_cache::CacheMetrics {
-            bytes: self.watch_cache_bytes.get_or_create(&labels).clone(),
-            evictions: self.watch_cache_evictions.get_or_create(&labels).clone(),
-        }
-    }
-
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -26,14 +26,14 @@ use crate::error::Error;
 use crate::http::state::{AppState, Shared};
 // hyper's own error responses (bad framing, 414, 431) get problem bodies.
 use crate::http::wire::ProblemIo;
-use crate::metrics::Metrics;
+use crate::metrics::{CacheLabels, Metrics};
 use crate::storage::Store;
 use crate::storage::codec::Objects;
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::etcd::EtcdStore;
 use crate::storage::instrumented::InstrumentedStore;
 use crate::tls::{HANDSHAKE_TIMEOUT, RELOAD_INTERVAL, ServerTls};
-use crate::watch_cache::{CacheLimits, WatchCache, renderer};
+use crate::watch_cache::{CacheLimits, CacheMetrics, WatchCache, renderer};
 
 /// A running server.
 pub struct RunningServer {
@@ -114,9 +114,18 @@ impl KindVisitor for WatchCaches<'_> {
                 self.store.clone(),
                 renderer::<R>(),
                 self.limits,
-                self.metrics.watch_cache(R::KIND),
+                cache_metrics(self.metrics, R::KIND),
             ),
         );
+    }
+}
+
+/// The registered metrics of the watch cache of `kind`.
+fn cache_metrics(metrics: &Metrics, kind: &'static str) -> CacheMetrics {
+    let labels = CacheLabels { kind };
+    CacheMetrics {
+        bytes: metrics.watch_cache_bytes.get_or_create(&labels).clone(),
+        evictions: metrics.watch_cache_evictions.get_or_create(&labels).clone(),
     }
 }
 

@@ -96,8 +96,8 @@ pub enum StorageConfig {
         /// Data directory.
         data_dir: PathBuf,
         /// Changes kept for watch resumption. Objects are limited to
-        /// [`crate::storage::embedded::DEFAULT_MAX_VALUE_BYTES`], what an etcd with its default limit stores, so that
-        /// data moves between the backends.
+        /// [`crate::storage::embedded::DEFAULT_MAX_VALUE_BYTES`], what an etcd with its
+        /// default limit stores, so that data moves between the backends.
         history_limit: usize,
     },
 }

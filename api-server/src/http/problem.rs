@@ -77,6 +77,14 @@ pub async fn problems(State(state): State<AppState>, request: Request, next: Nex
         }
         return render(&error, &state.config.problem_base_url);
     }
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // axum's body limit, which is the store's object limit: say so, with the number.
+        let error = Error::ObjectTooLarge {
+            size: None,
+            limit: state.store.max_value_bytes(),
+        };
+        return render(&error, &state.config.problem_base_url);
+    }
     framework_problem(response)
 }
 

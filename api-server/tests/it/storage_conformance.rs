@@ -113,6 +113,7 @@ conformance!(
     versions_count_writes,
     concurrent_conditional_updates,
     watcher_receives_burst_in_order,
+    values_over_the_limit_are_refused_before_the_write,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -184,6 +185,37 @@ async fn create_then_get(backend: &Backend) {
         "get is not a prefix read"
     );
     assert_eq!(store.current_revision().await.expect("revision"), rev);
+}
+
+async fn values_over_the_limit_are_refused_before_the_write(backend: &Backend) {
+    let store = &*backend.store;
+    let limit = store.max_value_bytes();
+    // Both backends take etcd's default limit minus the request envelope.
+    assert_eq!(limit, 1_572_864 - 4096);
+    let key = "/core/roles/big";
+    let rev = written(
+        store
+            .create(key, vec![b'a'; limit])
+            .await
+            .expect("a value of exactly the limit"),
+    );
+    let before = store.current_revision().await.expect("revision");
+    match store.update(key, vec![b'b'; limit + 1], rev).await {
+        Err(Error::ObjectTooLarge { size, limit: l }) => {
+            assert_eq!((size, l), (Some(limit + 1), limit));
+        }
+        other => panic!("update over the limit: {other:?}"),
+    }
+    match store
+        .create("/core/roles/bigger", vec![b'c'; limit + 1])
+        .await
+    {
+        Err(Error::ObjectTooLarge { .. }) => {}
+        other => panic!("create over the limit: {other:?}"),
+    }
+    assert_eq!(store.current_revision().await.expect("revision"), before);
+    assert_eq!(must_get(store, key).await.value, vec![b'a'; limit]);
+    assert_eq!(store.get("/core/roles/bigger").await.expect("get"), None);
 }
 
 async fn create_on_existing_key_conflicts(backend: &Backend) {

@@ -59,7 +59,8 @@ fn decode_nested(msg: &str) -> Option<(Vec<PathSegment>, String)> {
 pub(crate) fn from_value_tracked<T: DeserializeOwned>(
     value: Value,
 ) -> Result<T, (Vec<PathSegment>, String)> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+    // Strict: a list where a struct is expected is refused at every depth, as upstream does.
+    serde_path_to_error::deserialize::<_, T>(crate::strict::Strict(value)).map_err(|err| {
         let mut path = Vec::new();
         for seg in err.path().iter() {
             match seg {

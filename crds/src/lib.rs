@@ -23,6 +23,7 @@ pub mod ordered_map;
 pub mod python;
 pub mod resource;
 pub mod schema;
+pub mod strict;
 pub mod validation;
 
 pub use decode::{RequestKind, decode, decode_create, decode_request};

@@ -38,6 +38,13 @@ pub struct StorageLabels {
     pub operation: &'static str,
 }
 
+/// Labels of per-kind metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// Kind name (`Application`).
+    pub kind: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
@@ -55,6 +62,8 @@ pub struct Metrics {
     pub storage_duration: Family<StorageLabels, Histogram, fn() -> Histogram>,
     /// Storage operations that failed (not counting conditional-write conflicts).
     pub storage_errors: Family<StorageLabels, Counter>,
+    /// Stored objects that could not be decoded and were left out of a list.
+    pub undecodable_objects: Family<KindLabels, Counter>,
 }
 
 impl Metrics {
@@ -89,6 +98,12 @@ impl Metrics {
             "Failed storage operations",
             storage_errors.clone(),
         );
+        let undecodable_objects = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "undecodable_stored_objects",
+            "Stored objects left out of a list because they cannot be decoded",
+            undecodable_objects.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -96,6 +111,7 @@ impl Metrics {
             open_watchers,
             storage_duration,
             storage_errors,
+            undecodable_objects,
         })
     }
 
@@ -114,6 +130,13 @@ impl Metrics {
                 method: method.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Count a stored object of `kind` left out of a list because it cannot be decoded.
+    pub fn undecodable_object(&self, kind: &'static str) {
+        self.undecodable_objects
+            .get_or_create(&KindLabels { kind })
+            .inc();
     }
 
     /// The Prometheus text exposition.

@@ -67,7 +67,12 @@ pub fn url_name(params: &Params) -> Result<&str, Error> {
         .ok_or_else(|| Error::Internal("route without {name}".into()))
 }
 
-/// Parse a request body as JSON: not JSON at all is 415, as upstream.
+/// Parse a request body as JSON: not JSON at all is 415, as upstream; a number that
+/// would be altered by decoding (an integer beyond 64 bits, a float beyond `f64`) is 422
+/// at its path instead of being stored rounded.
 pub fn parse_json(body: &Bytes) -> Result<Value, Error> {
-    serde_json::from_slice(body).map_err(|_| Error::UnsupportedMediaType)
+    krake_crds::decode::parse_body(body).map_err(|e| match e {
+        krake_crds::decode::BodyError::NotJson => Error::UnsupportedMediaType,
+        krake_crds::decode::BodyError::Invalid(errors) => Error::Validation(errors),
+    })
 }

@@ -38,10 +38,10 @@ pub struct StorageLabels {
     pub operation: &'static str,
 }
 
-/// Labels of watch cache metrics.
+/// Labels of per-kind metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CacheLabels {
-    /// Resource kind, e.g. `Application`.
+pub struct KindLabels {
+    /// Kind name (`Application`).
     pub kind: &'static str,
 }
 
@@ -63,9 +63,11 @@ pub struct Metrics {
     /// Storage operations that failed (not counting conditional-write conflicts).
     pub storage_errors: Family<StorageLabels, Counter>,
     /// Bytes of events each watch cache keeps.
-    pub watch_cache_bytes: Family<CacheLabels, Gauge>,
+    pub watch_cache_bytes: Family<KindLabels, Gauge>,
     /// Events evicted from each watch cache.
-    pub watch_cache_evictions: Family<CacheLabels, Counter>,
+    pub watch_cache_evictions: Family<KindLabels, Counter>,
+    /// Stored objects that could not be decoded and were left out of a list.
+    pub undecodable_objects: Family<KindLabels, Counter>,
 }
 
 impl Metrics {
@@ -83,8 +85,8 @@ impl Metrics {
                 latency_histogram,
             );
         let storage_errors = Family::<StorageLabels, Counter>::default();
-        let watch_cache_bytes = Family::<CacheLabels, Gauge>::default();
-        let watch_cache_evictions = Family::<CacheLabels, Counter>::default();
+        let watch_cache_bytes = Family::<KindLabels, Gauge>::default();
+        let watch_cache_evictions = Family::<KindLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -111,6 +113,11 @@ impl Metrics {
             "watch_cache_evictions",
             "Events evicted from a watch cache to stay within its bounds",
             watch_cache_evictions.clone(),
+        let undecodable_objects = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "undecodable_stored_objects",
+            "Stored objects left out of a list because they cannot be decoded",
+            undecodable_objects.clone(),
         );
         Arc::new(Metrics {
             registry,
@@ -121,6 +128,7 @@ impl Metrics {
             storage_errors,
             watch_cache_bytes,
             watch_cache_evictions,
+            undecodable_objects,
         })
     }
 
@@ -139,6 +147,13 @@ impl Metrics {
                 method: method.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Count a stored object of `kind` left out of a list because it cannot be decoded.
+    pub fn undecodable_object(&self, kind: &'static str) {
+        self.undecodable_objects
+            .get_or_create(&KindLabels { kind })
+            .inc();
     }
 
     /// The Prometheus text exposition.

@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::http::state::{AppState, Shared};
 // hyper's own error responses (bad framing, 414, 431) get problem bodies.
 use crate::http::wire::ProblemIo;
-use crate::metrics::{CacheLabels, Metrics};
+use crate::metrics::{KindLabels, Metrics};
 use crate::storage::Store;
 use crate::storage::codec::Objects;
 use crate::storage::embedded::EmbeddedStore;
@@ -122,7 +122,7 @@ impl KindVisitor for WatchCaches<'_> {
 
 /// The registered metrics of the watch cache of `kind`.
 fn cache_metrics(metrics: &Metrics, kind: &'static str) -> CacheMetrics {
-    let labels = CacheLabels { kind };
+    let labels = KindLabels { kind };
     CacheMetrics {
         bytes: metrics.watch_cache_bytes.get_or_create(&labels).clone(),
         evictions: metrics.watch_cache_evictions.get_or_create(&labels).clone(),

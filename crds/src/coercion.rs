@@ -43,8 +43,12 @@ fn parse_float_str(s: &str) -> Option<f64> {
     if v.is_finite() { Some(v) } else { None }
 }
 
+/// 2^63: the first float above `i64::MAX` (`i64::MAX as f64` rounds up to it, so a bound
+/// written with it would let `9223372036854775808.0` saturate to `i64::MAX`).
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
 fn float_to_int(v: f64) -> Option<i64> {
-    if v.is_finite() && v.fract() == 0.0 && v >= i64::MIN as f64 && v <= i64::MAX as f64 {
+    if v.is_finite() && v.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&v) {
         Some(v as i64)
     } else {
         None
@@ -284,6 +288,11 @@ mod tests {
     #[case(json!("5"), 5)]
     #[case(json!(" -7 "), -7)]
     #[case(json!("+3"), 3)]
+    #[case(json!(i64::MAX), i64::MAX)]
+    #[case(json!(i64::MIN), i64::MIN)]
+    #[case(json!(-9.223372036854775808e18), i64::MIN)]
+    #[case(json!("9223372036854775807"), i64::MAX)]
+    #[case(json!(1e3), 1000)]
     fn int_accepts(#[case] input: Value, #[case] expected: i64) {
         assert_eq!(load(json!({"i": input})).unwrap().i, expected);
     }
@@ -296,6 +305,13 @@ mod tests {
     #[case(json!(true))]
     #[case(json!([1]))]
     #[case(json!({}))]
+    #[case(json!(9_223_372_036_854_775_808u64))]
+    #[case(json!(u64::MAX))]
+    #[case(json!(9.223372036854775807e18))]
+    #[case(json!(-9.3e18))]
+    #[case(json!(1e300))]
+    #[case(json!("9223372036854775808"))]
+    #[case(json!("-9223372036854775809"))]
     fn int_rejects(#[case] input: Value) {
         let err = load(json!({"i": input})).unwrap_err();
         assert!(err.starts_with(INT_MSG), "{err}");

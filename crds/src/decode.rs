@@ -59,7 +59,8 @@ fn decode_nested(msg: &str) -> Option<(Vec<PathSegment>, String)> {
 pub(crate) fn from_value_tracked<T: DeserializeOwned>(
     value: Value,
 ) -> Result<T, (Vec<PathSegment>, String)> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+    // Strict: a list where a struct is expected is refused at every depth, as upstream does.
+    serde_path_to_error::deserialize::<_, T>(crate::strict::Strict(value)).map_err(|err| {
         let mut path = Vec::new();
         for seg in err.path().iter() {
             match seg {
@@ -214,6 +215,140 @@ pub fn decode_request<T: DeserializeOwned + RequestKind>(
     structural(value)
 }
 
+/// Message for a number the JSON decoder would alter (round or saturate).
+pub const NUMBER_RANGE_MSG: &str = "Number out of range.";
+
+/// Why a request body was refused by [`parse_body`].
+#[derive(Debug)]
+pub enum BodyError {
+    /// Not JSON at all (upstream answers 415).
+    NotJson,
+    /// JSON, but with a number that cannot be represented without altering it.
+    Invalid(ValidationErrors),
+}
+
+/// Parse a request body as JSON, refusing numbers the decoder would silently alter:
+/// integer literals outside the 64-bit range (which would become rounded floats) and
+/// number literals beyond the float range. Integers in `u64` beyond `i64::MAX` are kept
+/// exactly and left to the typed fields (whose integers are `i64`) to refuse.
+pub fn parse_body(bytes: &[u8]) -> Result<Value, BodyError> {
+    let range_error = |path: Vec<PathSegment>| {
+        let path = if path.is_empty() {
+            vec![PathSegment::field("_schema")]
+        } else {
+            path
+        };
+        BodyError::Invalid(ValidationErrors::at(path, NUMBER_RANGE_MSG))
+    };
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(value) => match out_of_range_number(bytes) {
+            None => Ok(value),
+            Some(path) => Err(range_error(path)),
+        },
+        // Grammatically valid JSON with a float beyond f64 (`1e400`): the scan up to the
+        // failure is over valid JSON, so its path is right.
+        Err(e)
+            if e.classify() == serde_json::error::Category::Syntax
+                && e.to_string().starts_with("number out of range") =>
+        {
+            out_of_range_number(bytes)
+                .map(range_error)
+                .map_or(Err(BodyError::NotJson), Err)
+        }
+        Err(_) => Err(BodyError::NotJson),
+    }
+}
+
+/// Whether a JSON number literal is represented exactly enough by `serde_json`: integer
+/// literals must fit `i64` or `u64`, other literals must be finite as `f64`.
+fn number_literal_in_range(lit: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(lit) else {
+        return false;
+    };
+    if lit.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        text.parse::<f64>().is_ok_and(f64::is_finite)
+    } else {
+        text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok()
+    }
+}
+
+/// The path of the first out-of-range number literal in `text` (JSON text that
+/// `serde_json` accepted up to that point), tracking object keys and array indices.
+fn out_of_range_number(text: &[u8]) -> Option<Vec<PathSegment>> {
+    enum Frame {
+        Object(Option<String>),
+        Array(usize),
+    }
+    let path = |stack: &[Frame]| {
+        stack
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Object(Some(k)) => Some(PathSegment::Field(k.clone())),
+                Frame::Object(None) => None,
+                Frame::Array(i) => Some(PathSegment::Index(*i)),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut expect_key = false;
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'{' => {
+                stack.push(Frame::Object(None));
+                expect_key = true;
+                i += 1;
+            }
+            b'[' => {
+                stack.push(Frame::Array(0));
+                expect_key = false;
+                i += 1;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                expect_key = false;
+                i += 1;
+            }
+            b',' => {
+                match stack.last_mut() {
+                    Some(Frame::Array(n)) => *n += 1,
+                    Some(Frame::Object(_)) => expect_key = true,
+                    None => {}
+                }
+                i += 1;
+            }
+            b':' => {
+                expect_key = false;
+                i += 1;
+            }
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(text.len());
+                if expect_key && let Some(Frame::Object(key)) = stack.last_mut() {
+                    *key = serde_json::from_slice::<String>(&text[start..i]).ok();
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < text.len()
+                    && matches!(text[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                if !number_literal_in_range(&text[start..i]) {
+                    return Some(path(&stack));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +415,49 @@ mod tests {
         let e = check_object_and_constants(&serde_json::json!([]), "core", "Role").unwrap_err();
         assert_eq!(e.to_string(), "{'_schema': ['Invalid input type.']}");
         assert!(check_object_and_constants(&serde_json::json!({}), "core", "Role").is_ok());
+    }
+
+    fn range_error(body: &str) -> String {
+        match parse_body(body.as_bytes()) {
+            Err(BodyError::Invalid(e)) => e.to_string(),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn numbers_that_would_be_altered_are_refused_with_their_path() {
+        assert_eq!(
+            range_error(r#"{"spec": {"a": [1, -9223372036854775809]}}"#),
+            "{'spec': {'a': {1: ['Number out of range.']}}}"
+        );
+        assert_eq!(
+            range_error(r#"{"x\"y": {"k": 18446744073709551616}}"#),
+            "{'x\"y': {'k': ['Number out of range.']}}"
+        );
+        assert_eq!(
+            range_error(r#"{"a": "-99999999999999999999", "b": [{"c": 1e400}]}"#),
+            "{'b': {0: {'c': ['Number out of range.']}}}"
+        );
+        assert_eq!(
+            range_error("-1e999"),
+            "{'_schema': ['Number out of range.']}"
+        );
+    }
+
+    #[test]
+    fn numbers_kept_exactly_are_accepted() {
+        for body in [
+            r#"{"a": -9223372036854775808, "b": 9223372036854775807, "c": 18446744073709551615}"#,
+            r#"{"a": 1.5e300, "b": -0.0, "c": 5.0, "d": "123456789012345678901234567890"}"#,
+            r#"[1, 2, {"a": [3]}]"#,
+        ] {
+            assert!(parse_body(body.as_bytes()).is_ok(), "{body}");
+        }
+        assert!(matches!(parse_body(b"{"), Err(BodyError::NotJson)));
+        assert!(matches!(parse_body(b""), Err(BodyError::NotJson)));
+        assert!(matches!(
+            parse_body(b"{\"a\": 1e400"),
+            Err(BodyError::NotJson) | Err(BodyError::Invalid(_))
+        ));
     }
 }

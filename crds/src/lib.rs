@@ -23,6 +23,8 @@ pub mod ordered_map;
 pub mod python;
 pub mod resource;
 pub mod schema;
+pub mod stored;
+pub mod strict;
 pub mod validation;
 
 pub use decode::{RequestKind, decode, decode_create, decode_request};
@@ -30,4 +32,5 @@ pub use kinds::{KINDS, KindInfo, KindVisitor, visit_kinds};
 pub use metadata::{Metadata, ResourceRef, Timestamp};
 pub use ordered_map::OrderedMap;
 pub use resource::{ImmutableField, Resource};
+pub use stored::decode_stored;
 pub use validation::{PathSegment, ValidationErrors};

@@ -127,7 +127,12 @@ fn namespace_of<R: Resource>(params: &RawPathParams) -> Result<Option<String>, E
     }
 }
 
-/// Parse a request body as JSON: not JSON at all is 415, as upstream.
+/// Parse a request body as JSON: not JSON at all is 415, as upstream; a number that
+/// would be altered by decoding (an integer beyond 64 bits, a float beyond `f64`) is 422
+/// at its path instead of being stored rounded.
 pub fn parse_json(body: &Bytes) -> Result<Value, Error> {
-    serde_json::from_slice(body).map_err(|_| Error::UnsupportedMediaType)
+    krake_crds::decode::parse_body(body).map_err(|e| match e {
+        krake_crds::decode::BodyError::NotJson => Error::UnsupportedMediaType,
+        krake_crds::decode::BodyError::Invalid(errors) => Error::Validation(errors),
+    })
 }

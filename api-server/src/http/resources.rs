@@ -247,11 +247,21 @@ async fn list_or_watch<R: ApiKind>(
             Some((ns, _)) if scope.contains(ns) => {}
             _ => continue,
         }
+        // One undecodable stored object must not make its whole namespace unlistable:
+        // it is left out, logged with its key and counted
+        // (`krake_api_undecodable_stored_objects_total`); reading it alone answers 500.
+        let object = match decode_stored::<R>(kv) {
+            Ok(object) => object,
+            Err(e) => {
+                tracing::error!(kind = R::KIND, key = %kv.key, error = %e, "undecodable stored object left out of a list");
+                state.metrics.undecodable_object(R::KIND);
+                continue;
+            }
+        };
         if !first {
             body.extend_from_slice(b", ");
         }
         first = false;
-        let object = decode_stored::<R>(kv)?;
         krake_crds::json::write_to(&mut body, &object);
     }
     body.extend_from_slice(b"]}");

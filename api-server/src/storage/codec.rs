@@ -18,10 +18,12 @@ pub struct Loaded<R> {
     pub revision: i64,
 }
 
-/// Decode a stored value. Stored objects were validated when written, so only the
-/// structure is checked here (a corrupt value is a server-side problem, not a client's).
+/// Decode a stored value. Stored objects were validated when written, possibly by an
+/// older upstream version: the required fields such a version did not know are served
+/// with their defaults ([`krake_crds::decode_stored`]), and nothing is re-validated. A
+/// value that still cannot be decoded is a server-side problem, not a client's.
 pub fn decode_stored<R: Resource>(kv: &KeyValue) -> Result<R, Error> {
-    let mut object: R = serde_json::from_slice(&kv.value).map_err(|e| Error::CorruptObject {
+    let mut object: R = krake_crds::decode_stored(&kv.value).map_err(|e| Error::CorruptObject {
         key: kv.key.clone(),
         reason: e.to_string(),
     })?;

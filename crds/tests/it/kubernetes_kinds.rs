@@ -203,9 +203,10 @@ fn application_needs_manifest_tosca_or_csar() {
 
 #[rstest]
 #[case(json!({"tosca": "http://x/t.txt"}), "{'spec': {'tosca': ['Invalid TOSCA template URL.']}}")]
-#[case(json!({"tosca": {"a": 1}}), "{'spec': {'tosca': ['Invalid TOSCA template content.']}}")]
-#[case(json!({"tosca": {"tosca_definitions_version": "v", "topology_template": []}}), "{'spec': {'tosca': ['Invalid TOSCA template content.']}}")]
-#[case(json!({"tosca": {"tosca_definitions_version": "v", "topology_template": {"node_templates": {"n": {}}}}}), "{'spec': {'tosca': ['Invalid TOSCA template content.']}}")]
+#[case(json!({"tosca": {"a": 1}}), r#"{'spec': {'tosca': ['Invalid TOSCA template content. Template is missing required field "tosca_definitions_version".']}}"#)]
+#[case(json!({"tosca": {"tosca_definitions_version": "v"}}), r#"{'spec': {'tosca': ['Invalid TOSCA template content. The template version "v" of "tosca_definitions_version" is invalid. Valid versions are "tosca_simple_yaml_1_0", "tosca_simple_yaml_1_2", "tosca_simple_yaml_1_3", "tosca_simple_profile_for_nfv_1_0_0", "tosca_simple_profile_for_mec_1_0_0".']}}"#)]
+#[case(json!({"tosca": {"tosca_definitions_version": "tosca_simple_yaml_1_0", "topology_template": []}}), r#"{'spec': {'tosca': ['Invalid TOSCA template content. The section "topology_template" must be a mapping.']}}"#)]
+#[case(json!({"tosca": {"tosca_definitions_version": "tosca_simple_yaml_1_0", "topology_template": {"node_templates": {"n": {}}}}}), r#"{'spec': {'tosca': ['Invalid TOSCA template content. The node template "n" has no string "type".']}}"#)]
 #[case(json!({"csar": "http://x/a.tar"}), "{'spec': {'csar': ['Invalid CSAR archive URL.']}}")]
 #[case(json!({"csar": ""}), "{'spec': {'csar': ['Invalid CSAR archive URL.']}}")]
 fn application_tosca_and_csar_rules(#[case] extra: Value, #[case] expected: &str) {
@@ -516,7 +517,7 @@ fn cluster_tosca_and_cross_field_rules() {
         .remove("tosca_definitions_version");
     assert_eq!(
         err::<Cluster>(with_tosca(not_tosca)),
-        "{'spec': {'tosca': ['Invalid TOSCA template content.']}}"
+        r#"{'spec': {'tosca': ['Invalid TOSCA template content. Template is missing required field "tosca_definitions_version".']}}"#
     );
     assert_eq!(
         err::<Cluster>(with_tosca(json!("http://x/t.yaml"))),

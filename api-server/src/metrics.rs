@@ -113,6 +113,7 @@ impl Metrics {
             "watch_cache_evictions",
             "Events evicted from a watch cache to stay within its bounds",
             watch_cache_evictions.clone(),
+        );
         let undecodable_objects = Family::<KindLabels, Counter>::default();
         registry.register(
             "undecodable_stored_objects",

@@ -174,3 +174,120 @@ async fn an_undecodable_stored_object_is_left_out_of_lists() {
         "{metrics}"
     );
 }
+
+/// The kind's JSON Schema (the one the API documents), by kind name.
+fn schema_of(kind: K) -> Value {
+    krake_crds::schema::schemas()
+        .into_iter()
+        .find(|(file, _)| file == &format!("{}.{}.json", kind.api(), kind.kind()))
+        .map(|(_, schema)| schema)
+        .expect("a schema per kind")
+}
+
+/// Remove from `value` (at any depth, following `schema`) every required field whose
+/// type has an empty value (lists, numbers, booleans, nullable fields): what a future
+/// version may make required and an older one did not write. Returns their pointers.
+fn remove_fillable_required(
+    root: &Value,
+    schema: &Value,
+    value: &mut Value,
+    pointer: &str,
+    out: &mut Vec<String>,
+) {
+    fn follow(root: &Value, s: &Value) -> Value {
+        let mut s = s.clone();
+        while let Some(name) = s
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/$defs/"))
+        {
+            s = root["$defs"][name].clone();
+        }
+        s
+    }
+    let resolve = |s: &Value| follow(root, s);
+    let schema = resolve(schema);
+    for combinator in ["anyOf", "oneOf"] {
+        for branch in schema[combinator].as_array().into_iter().flatten() {
+            let branch = resolve(branch);
+            let consts_match = branch["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .all(|(k, p)| p.get("const").is_none_or(|c| value.get(k) == Some(c)));
+            if value.is_object() && branch["type"] == "object" && consts_match {
+                remove_fillable_required(root, &branch, value, pointer, out);
+            }
+        }
+    }
+    let Some(map) = value.as_object_mut() else {
+        return;
+    };
+    let props = schema["properties"].clone();
+    for name in schema["required"].as_array().into_iter().flatten() {
+        let name = name.as_str().expect("a name");
+        let sub = resolve(&props[name]);
+        let types: Vec<&str> = match &sub["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let fillable = types
+            .iter()
+            .any(|t| matches!(*t, "array" | "number" | "integer" | "boolean" | "null"));
+        if fillable && sub.get("enum").is_none() && map.remove(name).is_some() {
+            out.push(format!("{pointer}/{name}"));
+        }
+    }
+    for (name, sub) in props.as_object().into_iter().flatten() {
+        if let Some(child) = map.get_mut(name) {
+            remove_fillable_required(root, sub, child, &format!("{pointer}/{name}"), out);
+        }
+    }
+}
+
+#[tokio::test]
+async fn objects_lacking_any_required_list_number_or_flag_are_served_for_every_kind() {
+    let srv = TestServer::etcd().await;
+    let mut etcd = srv.etcd_client().await;
+    let mut removed_somewhere = 0;
+    for kind in all_kinds() {
+        srv.create(kind, NS, "today").await;
+        let stored = etcd
+            .get(upstream_key(kind, "today"), None)
+            .await
+            .expect("etcd get");
+        let mut old: Value = serde_json::from_slice(stored.kvs()[0].value()).expect("stored JSON");
+        old["metadata"]["name"] = json!("old");
+        let schema = schema_of(kind);
+        let mut removed = Vec::new();
+        remove_fillable_required(&schema, &schema, &mut old, "", &mut removed);
+        removed_somewhere += removed.len();
+        etcd.put(
+            upstream_key(kind, "old"),
+            krake_crds::json::to_string(&old),
+            None,
+        )
+        .await
+        .expect("etcd put");
+        let got = srv.get_ok(&kind.object(NS, "old")).await;
+        for pointer in &removed {
+            let v = got
+                .pointer(pointer)
+                .unwrap_or_else(|| panic!("{}: {pointer} served", kind.kind()));
+            assert!(
+                v == &json!([])
+                    || v == &json!(0)
+                    || v == &json!(0.0)
+                    || v == &json!(false)
+                    || v.is_null(),
+                "{}: {pointer} served with its empty value, not {v}",
+                kind.kind()
+            );
+        }
+        let names = srv.list_names(&kind.collection(NS)).await;
+        assert_eq!(names.len(), 2, "{}: {names:?}", kind.kind());
+    }
+    // Role rules, RoleBinding users and roles, Metric allowed_values, min and max, ...
+    assert!(removed_somewhere >= 6, "{removed_somewhere}");
+}

@@ -17,6 +17,7 @@ use crate::auth::PeerUser;
 use crate::discovery;
 use crate::error::{Error, Reason, Result};
 use crate::kinds::Kind;
+use crate::openapi;
 use crate::patch;
 use crate::select::{Filter, Selector};
 use crate::store::{DeleteOpts, Deleted, WriteCtx};
@@ -29,6 +30,9 @@ const MAX_BODY: usize = 3 * 1024 * 1024;
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 
 type Query = HashMap<String, String>;
+
+/// A patch, ready to apply to the current object.
+type PatchFn = Box<dyn FnOnce(&mut Value) -> Result<()>>;
 
 fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
     let mut response = Response::new(Body::from(serde_json::to_vec(value).unwrap_or_default()));
@@ -184,7 +188,24 @@ async fn serve(app: &Arc<App>, request: Request) -> Result<Response<Body>> {
             )
             .await
         }
-        // No OpenAPI documents: a real server may lack them too, and clients fall back.
+        ["openapi", "v3"] if get => ok(&openapi::v3_root(&app.store.kinds())),
+        ["openapi", "v3", rest @ ..] if get => ok(&openapi::v3_group_version(
+            &app.store.kinds(),
+            &rest.join("/"),
+        )
+        .ok_or_else(not_found_path)?),
+        ["openapi", "v2"] if get => {
+            if accept.contains("protobuf") {
+                let mut r = Response::new(Body::from(openapi::v2_protobuf()));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(openapi::V2_PROTOBUF),
+                );
+                Ok(r)
+            } else {
+                ok(&openapi::v2_json())
+            }
+        }
         _ => Err(not_found_path()),
     }
 }
@@ -406,10 +427,11 @@ async fn resource(
                 let object = parse_object(headers, &body)?;
                 check_type(&kind, &api_version, &object)?;
                 check_namespace(&object, namespace)?;
+                let warnings = field_validation(&kind, query, &object)?;
                 let created = store.create(&kind, namespace, object, &ctx)?;
-                Ok(json_response(
-                    StatusCode::CREATED,
-                    &render(&kind, version, &created),
+                Ok(with_warnings(
+                    json_response(StatusCode::CREATED, &render(&kind, version, &created)),
+                    &warnings,
                 ))
             }
             Method::DELETE => {
@@ -450,8 +472,12 @@ async fn resource(
                 check_type(&kind, &api_version, &object)?;
                 check_namespace(&object, namespace)?;
                 check_name(&object, name)?;
+                let warnings = field_validation(&kind, query, &object)?;
                 let (o, _) = store.write(&kind, namespace, name, false, &ctx, |_| Ok(object))?;
-                ok(&render(&kind, version, &o))
+                Ok(with_warnings(
+                    json_response(StatusCode::OK, &render(&kind, version, &o)),
+                    &warnings,
+                ))
             }
             Method::PATCH => patch_object(
                 app, &kind, version, namespace, name, headers, query, ctx, &body,
@@ -533,6 +559,47 @@ fn check_type(kind: &Kind, api_version: &str, object: &Value) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `fieldValidation`: unknown fields of a built-in object are refused (`Strict`),
+/// reported in a `Warning` header (`Warn`, the default) or ignored (`Ignore`).
+fn field_validation(kind: &Kind, query: &Query, object: &Value) -> Result<Vec<String>> {
+    let directive = query
+        .get("fieldValidation")
+        .map(String::as_str)
+        .unwrap_or("Warn");
+    if !matches!(directive, "Strict" | "Warn" | "Ignore") {
+        return Err(Error::bad_request(format!(
+            "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {directive:?}"
+        )));
+    }
+    if directive == "Ignore" || !kind.builtin {
+        return Ok(Vec::new());
+    }
+    let unknown = crate::kinds::unknown_fields(&kind.kind, object);
+    if directive == "Strict" && !unknown.is_empty() {
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
+        return Err(Error::bad_request(format!(
+            "strict decoding error: {}",
+            list.join(", ")
+        )));
+    }
+    Ok(unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect())
+}
+
+fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "\\\""))) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    response
 }
 
 fn check_namespace(object: &Value, namespace: Option<&str>) -> Result<()> {
@@ -655,6 +722,7 @@ fn patch_object(
         {
             return Err(Error::bad_request("metadata.managedFields must be nil"));
         }
+        let warnings = field_validation(kind, query, &applied)?;
         ctx.apply = true;
         let upsert = ctx.subresource.is_none();
         let (o, created) = app
@@ -683,7 +751,10 @@ fn patch_object(
         } else {
             StatusCode::OK
         };
-        return Ok(json_response(code, &render(kind, version, &o)));
+        return Ok(with_warnings(
+            json_response(code, &render(kind, version, &o)),
+            &warnings,
+        ));
     }
     if force {
         return Err(Error::invalid(
@@ -698,7 +769,7 @@ fn patch_object(
     }
     let patch_doc: Value = serde_json::from_slice(body)
         .map_err(|e| Error::bad_request(format!("invalid patch body: {e}")))?;
-    let apply_patch: Box<dyn FnOnce(&mut Value) -> Result<()>> = match content_type.as_str() {
+    let apply_patch: PatchFn = match content_type.as_str() {
         "application/merge-patch+json" => Box::new(move |o| {
             patch::merge_patch(o, &patch_doc);
             Ok(())

@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::App;
 use crate::apply;
@@ -68,9 +69,7 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response<B
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let span = tracing::debug_span!("request", %method, %path);
-    let _guard = span.enter();
-    drop(_guard);
-    match serve(&app, request).await {
+    match serve(&app, request).instrument(span).await {
         Ok(r) => {
             tracing::debug!(%method, %path, status = r.status().as_u16(), "answered");
             r
@@ -517,9 +516,9 @@ async fn resource(
                 _ => Err(method_not_allowed(method)),
             }
         }
-        (Some(name), Some("scale")) if kind.scale.is_some() => scale(
-            app, &kind, namespace, name, method, headers, query, ctx, &body,
-        ),
+        (Some(name), Some("scale")) if kind.scale.is_some() => {
+            scale(app, &kind, namespace, name, method, headers, ctx, &body)
+        }
         _ => Err(not_found_path()),
     }
 }
@@ -897,7 +896,6 @@ fn scale(
     name: &str,
     method: &Method,
     headers: &HeaderMap,
-    query: &Query,
     ctx: WriteCtx,
     body: &[u8],
 ) -> Result<Response<Body>> {
@@ -941,7 +939,6 @@ fn scale(
     match *method {
         Method::GET => ok(&scale_of(kind, &app.store.get(kind, namespace, name)?)),
         Method::PUT | Method::PATCH => {
-            let _ = query;
             let (o, _) = app
                 .store
                 .write(kind, namespace, name, false, &ctx, |current| {

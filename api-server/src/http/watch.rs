@@ -115,16 +115,21 @@ pub async fn watch<R: Resource>(
 ) -> Result<Response, Error> {
     let cache = state.cache::<R>()?.clone();
     cache.wait_established(Duration::from_secs(5)).await?;
-    if let Some(requested) = options.resource_version {
+    // One store round trip per watch: the start point, and the bound of a resume point.
+    let current = state.store.current_revision().await?;
+    if let Some(requested) = options.resource_version
+        && requested > current
+    {
         // A revision the store has not reached yet was not handed out by it (another
         // store, a restored backup, a made-up number): replaying "after" it would
         // silently drop every change up to it.
-        let current = state.store.current_revision().await?;
-        if requested > current {
-            return Err(Error::ResourceVersionTooLarge { requested, current });
-        }
+        return Err(Error::ResourceVersionTooLarge { requested, current });
     }
-    let source = match cache.subscribe(options.resource_version) {
+    // Without a resource_version the watch starts at the store's revision, not at the
+    // cache's: a write acknowledged before the watch began, which the cache may not have
+    // received yet, is not an event of this watch.
+    let after = options.resource_version.unwrap_or(current);
+    let source = match cache.subscribe(Some(after)) {
         Subscription::Cached { mut replay, live } => {
             replay.retain(|e| {
                 (namespace.is_none() || e.namespace == namespace)
@@ -133,11 +138,11 @@ pub async fn watch<R: Resource>(
             Source::Cache {
                 replay: replay.into_iter(),
                 live,
-                after: options.resource_version.unwrap_or(i64::MIN),
+                after,
             }
         }
         Subscription::TooOld => {
-            let from = options.resource_version.unwrap_or(0) + 1;
+            let from = after + 1;
             let stream = state
                 .store
                 .watch(cache.prefix(), Some(from))

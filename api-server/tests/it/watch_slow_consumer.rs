@@ -73,7 +73,8 @@ async fn a_watcher_that_stops_reading_is_cut_off_and_others_keep_up() {
         })
     };
 
-    let start = Instant::now();
+    // Held up would be a chunk that takes longer than the timeout: the reader must not
+    // wait for the stalled watcher (a total time bound would only measure the machine).
     let mut received = 0;
     let mut buffer = Vec::new();
     while received < total {
@@ -92,7 +93,6 @@ async fn a_watcher_that_stops_reading_is_cut_off_and_others_keep_up() {
     }
     writer.await.unwrap();
     assert_eq!(received, total);
-    assert!(start.elapsed() < Duration::from_secs(30));
 
     // The stalled watcher is cut off from the fan-out...
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -257,3 +257,121 @@ fn invalid_configuration_stops_with_a_one_line_reason() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read /nonexistent/api.yaml"));
 }
+
+/// Upstream's `api.yaml` shape, as upstream's own test configurations write it: disabled
+/// strategies keep placeholder endpoints that are no URLs at all.
+const UPSTREAM_API_YAML: &str = r#"
+port: 8080
+etcd: {host: 127.0.0.1, port: 2379, retry_transactions: 0}
+docs: {problem_base_url: http://example.com/problem}
+tls: {enabled: false, cert: cert_path, key: key_path, client_ca: client_ca_path}
+authentication:
+  allow_anonymous: true
+  cors_origin: http://example.com
+  strategy:
+    keystone: {enabled: false, endpoint: "not a url"}
+    keycloak: {enabled: false, endpoint: "http://[::1", realm: krake}
+    oidc: {enabled: false, issuer: "issuer without scheme"}
+    static: {enabled: true, name: testuser}
+authorization: always-allow
+default_roles: []
+default_role_bindings: []
+log:
+  version: 1
+  level: INFO
+  handlers:
+    console: {class: logging.StreamHandler, stream: "ext://sys.stdout"}
+"#;
+
+#[tokio::test]
+async fn upstream_api_yaml_with_placeholders_in_disabled_strategies_serves() {
+    use std::process::Stdio;
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("api.yaml");
+    std::fs::write(&config, UPSTREAM_API_YAML).unwrap();
+    let port = krake_testkit::free_port().to_string();
+    let mut child = tokio::process::Command::new(binary())
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--storage", "embedded", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--host", "127.0.0.1", "--port", &port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let me = krake_testkit::eventually("the server to answer", Duration::from_secs(20), || {
+        let request = client.get(format!("{base}/me"));
+        async move {
+            match request.send().await {
+                Ok(r) if r.status() == 200 => Ok(r.json::<Value>().await.unwrap()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    // The enabled static strategy is in force.
+    assert_eq!(me["user"], "testuser");
+    http::create(&client, &apps_url(&base), &application("a")).await;
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("no exit after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    for key in [
+        "keystone.endpoint 'not a url'",
+        "keycloak.endpoint 'http://[::1'",
+        "oidc.issuer 'issuer without scheme'",
+    ] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(key))
+            .unwrap_or_else(|| panic!("no warning about {key}: {stderr}"));
+        assert!(line.contains("WARN"), "{line}");
+    }
+}
+
+#[test]
+fn an_enabled_strategy_with_an_invalid_endpoint_stops_with_a_one_line_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api.yaml");
+    let yaml = UPSTREAM_API_YAML.replace(
+        r#"keystone: {enabled: false, endpoint: "not a url"}"#,
+        r#"keystone: {enabled: true, endpoint: "not a url"}"#,
+    );
+    assert_ne!(yaml, UPSTREAM_API_YAML);
+    std::fs::write(&path, yaml).unwrap();
+    let output = std::process::Command::new(binary())
+        .args(["--config", path.to_str().unwrap(), "--storage", "embedded"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    assert!(
+        stderr.contains("keystone endpoint 'not a url' is not a valid URL"),
+        "{stderr}"
+    );
+}

@@ -19,6 +19,7 @@ use super::params::{PathParams, QueryParams, parse_json, query_param, url_name};
 use super::state::{AppState, authorize_route, json_response, object_response};
 use super::watch;
 use crate::auth::{Caller, NamespaceScope, Verb};
+use crate::conn::ConnectionHandle;
 use crate::error::Error;
 use crate::kinds::ApiKind;
 use crate::storage::WriteOutcome;
@@ -196,6 +197,7 @@ pub async fn list<R: ApiKind>(
     Extension(caller): Extension<Caller>,
     PathParams(params): PathParams,
     Query(query): Query<QueryParams>,
+    connection: Option<Extension<ConnectionHandle>>,
 ) -> Result<Response, Error> {
     let namespace = authorize_route::<R>(&state, &caller, &params, R::PLURAL, Verb::List)?;
     let options = watch::WatchOptions::from_query(&query)?;
@@ -208,7 +210,8 @@ pub async fn list<R: ApiKind>(
         NamespaceScope::All
     };
     if query_param(&query, "watch").is_some() {
-        return watch::watch::<R>(state, namespace, scope, options).await;
+        let connection = connection.map(|Extension(c)| c);
+        return watch::watch::<R>(state, namespace, scope, options, connection).await;
     }
     let (kvs, revision) = state.store.list(&R::prefix(namespace.as_deref())).await?;
     // Items are decoded and written one at a time, so a large list never holds every

@@ -375,3 +375,78 @@ fn an_enabled_strategy_with_an_invalid_endpoint_stops_with_a_one_line_reason() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_with_a_stalled_watch_and_a_half_sent_request_exits_within_the_drain_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let mut server = ApiServerProcess::start(
+        binary(),
+        &[
+            "--data-dir",
+            &data,
+            "--shutdown-drain-timeout",
+            "2",
+            // Neither the watcher nor the upload is cut off before the stop.
+            "--watch-send-timeout",
+            "600",
+            "--body-read-timeout",
+            "60",
+        ],
+    )
+    .await;
+    let addr = server.url().trim_start_matches("http://").to_string();
+    let metrics = format!("{}/core/namespaces/ns/metrics", server.url());
+
+    // A watcher that reads its response head, then never again, with events queued for
+    // it beyond every buffer between it and the server.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut watcher = socket.connect(addr.parse().unwrap()).await.unwrap();
+    watcher
+        .write_all(
+            b"GET /core/namespaces/ns/metrics?watch&heartbeat=0 HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    watcher.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let labels: serde_json::Map<String, Value> = (0..1000)
+        .map(|i| (format!("label-{i:03}"), json!("x".repeat(50))))
+        .collect();
+    let client = reqwest::Client::new();
+    for i in 0..100 {
+        let metric = json!({
+            "metadata": {"name": format!("m{i}"), "labels": labels},
+            "spec": {"allowed_values": [], "min": 0, "max": 1, "provider": {"name": "p", "metric": "m"}}
+        });
+        http::create(&client, &metrics, &metric).await;
+    }
+
+    // A request whose body stops half-way.
+    let mut upload = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    upload
+        .write_all(
+            b"POST /core/roles HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"metadata\": {\"na",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let start = std::time::Instant::now();
+    let status = server.terminate().await;
+    let took = start.elapsed();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        took < Duration::from_secs(6),
+        "stopping took {took:?} with a drain time of 2 s"
+    );
+    assert!(
+        took >= Duration::from_millis(1500),
+        "stopped after {took:?}: the drain did not wait for the requests"
+    );
+    drop((watcher, upload));
+}

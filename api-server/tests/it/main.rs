@@ -15,6 +15,7 @@ mod http_misc;
 mod http_openstack;
 mod http_watch;
 mod rbac;
+mod slow_clients;
 mod storage_conformance;
 mod tls;
 mod transaction_retry;

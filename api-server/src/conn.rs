@@ -247,10 +247,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
@@ -374,8 +371,15 @@ impl Connection {
         let state = ConnState::new(self.accepted);
         match tls {
             None => {
-                self.serve(Tracked { inner: stream, state: state.clone() }, state, PeerCommonName(None))
-                    .await
+                self.serve(
+                    Tracked {
+                        inner: stream,
+                        state: state.clone(),
+                    },
+                    state,
+                    PeerCommonName(None),
+                )
+                .await
             }
             Some(acceptor) => {
                 // The handshake counts toward the time to send the first request's headers.
@@ -396,8 +400,15 @@ impl Connection {
                     },
                 };
                 let user = crate::tls::peer_common_name(stream.get_ref().1);
-                self.serve(Tracked { inner: stream, state: state.clone() }, state, PeerCommonName(user))
-                    .await
+                self.serve(
+                    Tracked {
+                        inner: stream,
+                        state: state.clone(),
+                    },
+                    state,
+                    PeerCommonName(user),
+                )
+                .await
             }
         }
     }

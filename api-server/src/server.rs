@@ -190,7 +190,8 @@ async fn start_serving(
 
 /// The connection limits of `config`, with the problem document refused connections get.
 async fn connection_limits(config: &Config) -> crate::conn::Limits {
-    let refusal = crate::http::problem::render(&Error::TooManyConnections, &config.problem_base_url);
+    let refusal =
+        crate::http::problem::render(&Error::TooManyConnections, &config.problem_base_url);
     let (mut parts, body) = refusal.into_parts();
     // A freshly rendered problem document is in memory: collecting it cannot fail.
     let body = axum::body::to_bytes(body, usize::MAX)

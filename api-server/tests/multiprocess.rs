@@ -406,9 +406,7 @@ async fn sigterm_with_a_stalled_watch_and_a_half_sent_request_exits_within_the_d
     socket.set_recv_buffer_size(4096).unwrap();
     let mut watcher = socket.connect(addr.parse().unwrap()).await.unwrap();
     watcher
-        .write_all(
-            b"GET /core/namespaces/ns/metrics?watch&heartbeat=0 HTTP/1.1\r\nHost: x\r\n\r\n",
-        )
+        .write_all(b"GET /core/namespaces/ns/metrics?watch&heartbeat=0 HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     let mut head = [0u8; 12];

@@ -14,11 +14,14 @@ use crate::conn::DeadlineBody;
 use crate::error::Error;
 
 /// Give the request body `body_read_timeout` from now; answer 408 if it runs out.
-pub async fn body_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn body_deadline(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let expired = Arc::new(AtomicBool::new(false));
     let deadline = tokio::time::Instant::now() + state.config.body_read_timeout;
-    let request =
-        request.map(|body| Body::new(DeadlineBody::new(body, deadline, expired.clone())));
+    let request = request.map(|body| Body::new(DeadlineBody::new(body, deadline, expired.clone())));
     let response = next.run(request).await;
     if !expired.load(Ordering::Relaxed) {
         return response;

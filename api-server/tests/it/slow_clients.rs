@@ -102,7 +102,10 @@ async fn headers_sent_byte_by_byte_are_cut_off_after_the_header_read_timeout() {
         .expect("a client sending headers forever was not cut off");
     assert!(matches!(read, Ok(0) | Err(_)), "answered: {read:?}");
     let elapsed = start.elapsed();
-    assert!(elapsed >= Duration::from_millis(900), "closed too early: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "closed too early: {elapsed:?}"
+    );
     drip.abort();
     // A client that sends its headers in time is served.
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
@@ -135,7 +138,10 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     read_until_closed(&mut stream, Duration::from_secs(10)).await;
     let idle = idle_since.elapsed();
     // Closed by the idle time (1 s), long before the header read time (30 s).
-    assert!(idle >= Duration::from_millis(400), "closed too early: {idle:?}");
+    assert!(
+        idle >= Duration::from_millis(400),
+        "closed too early: {idle:?}"
+    );
     assert!(idle < Duration::from_secs(10));
 
     // A connection that never sends anything is bounded by the header read time.
@@ -168,8 +174,8 @@ async fn a_stalled_upload_gets_408_problem() {
         )
         .await
         .unwrap();
-    let response = String::from_utf8(read_until_closed(&mut stream, Duration::from_secs(10)).await)
-        .unwrap();
+    let response =
+        String::from_utf8(read_until_closed(&mut stream, Duration::from_secs(10)).await).unwrap();
     assert!(start.elapsed() >= Duration::from_millis(900));
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(
@@ -242,10 +248,17 @@ async fn connections_beyond_the_maximum_get_503_with_retry_after_until_some_clos
     assert!(read_response(stream).await.starts_with("HTTP/1.1 200"));
     // One closes: new connections are served again.
     drop(held.pop());
-    eventually("a new connection to be served", Duration::from_secs(10), || async {
-        let answer = livez(server.addr).await;
-        answer.starts_with("HTTP/1.1 200").then_some(()).ok_or(answer)
-    })
+    eventually(
+        "a new connection to be served",
+        Duration::from_secs(10),
+        || async {
+            let answer = livez(server.addr).await;
+            answer
+                .starts_with("HTTP/1.1 200")
+                .then_some(())
+                .ok_or(answer)
+        },
+    )
     .await;
     server.stop().await.unwrap();
 }
@@ -324,10 +337,14 @@ async fn a_watcher_that_never_reads_is_disconnected_over_http1_and_http2() {
             break;
         }
     }
-    eventually("both stalled watchers to be dropped", Duration::from_secs(20), || async {
-        let open = open_watchers(addr).await;
-        (open == 0.0).then_some(()).ok_or(open)
-    })
+    eventually(
+        "both stalled watchers to be dropped",
+        Duration::from_secs(20),
+        || async {
+            let open = open_watchers(addr).await;
+            (open == 0.0).then_some(()).ok_or(open)
+        },
+    )
     .await;
 
     // HTTP/1.1: the connection is closed, the response cut off (no final chunk), although

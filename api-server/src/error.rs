@@ -148,6 +148,12 @@ pub enum Error {
     /// A `blocking` request did not see the awaited state in time.
     #[error("Timed out after {0} s waiting for the requested state")]
     BlockingTimeout(u64),
+    /// The request body did not arrive within the body read time.
+    #[error("408: Request body not received in time")]
+    RequestBodyTimeout,
+    /// The server serves as many connections as it may; a new one is refused.
+    #[error("503: Too many connections; retry later")]
+    TooManyConnections,
     /// The storage backend cannot be reached.
     #[error("storage unavailable: {0}")]
     StorageUnavailable(String),
@@ -210,6 +216,8 @@ impl Error {
                 (StatusCode::GONE, None)
             }
             Error::BlockingTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, None),
+            Error::RequestBodyTimeout => (StatusCode::REQUEST_TIMEOUT, None),
+            Error::TooManyConnections => (StatusCode::SERVICE_UNAVAILABLE, None),
             Error::StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             Error::CorruptObject { .. } | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, None)

@@ -3,13 +3,14 @@
 //!
 //! The modules are layered; each imports only from the layers below it, which
 //! `tests/module_layers.rs` checks: `error`, `config` and `metrics`; `storage` (with the
-//! object codec); `watch_cache`; `auth` and `tls`; `kinds` and `http` (state, parameters,
+//! object codec); `watch_cache`; `auth` and `tls`; `conn` (connections and their time limits); `kinds` and `http` (state, parameters,
 //! handlers, routes, problem documents); `server`. The `krake-api` subcommands use
 //! `bootstrap` (on top of `storage`) and `pki` (on top of nothing).
 
 pub(crate) mod auth;
 pub mod bootstrap;
 pub mod config;
+pub(crate) mod conn;
 pub mod error;
 pub(crate) mod http;
 pub(crate) mod kinds;
@@ -19,6 +20,7 @@ pub mod server;
 pub mod storage;
 pub(crate) mod tls;
 pub(crate) mod watch_cache;
+pub(crate) mod wire;
 
 pub use config::Config;
 pub use error::Error;

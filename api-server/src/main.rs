@@ -111,6 +111,7 @@ async fn main() {
         // Needs no server configuration: a missing or invalid one must not stop it.
         std::process::exit(write_pki(pki));
     }
+    krake_api_server::config::raise_open_file_limit();
     let config = match Config::load(&args.server) {
         Ok(c) => c,
         Err(e) => {
@@ -119,6 +120,9 @@ async fn main() {
         }
     };
     init_logging(&config);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let outcome = match args.command {
         None => run(config).await,
         Some(Command::Bootstrap { force, files }) => bootstrap(config, force, files).await,

@@ -5,34 +5,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::Request;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use krake_crds::Resource;
 use krake_crds::core::{Role, RoleBinding};
 use krake_crds::kinds::{KindVisitor, visit_kinds};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
-use tower::util::MapRequest;
 
-use crate::auth::{AuthenticatorChain, AuthorizerContext, PeerCommonName, authorizer_from_config};
+use crate::auth::{AuthenticatorChain, AuthorizerContext, authorizer_from_config};
 use crate::config::{Config, StorageConfig};
 use crate::error::Error;
 use crate::http::state::{AppState, Shared};
-// hyper's own error responses (bad framing, 414, 431) get problem bodies.
-use crate::http::wire::ProblemIo;
 use crate::metrics::{KindLabels, Metrics};
 use crate::storage::Store;
 use crate::storage::codec::Objects;
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::etcd::EtcdStore;
 use crate::storage::instrumented::InstrumentedStore;
-use crate::tls::{HANDSHAKE_TIMEOUT, RELOAD_INTERVAL, ServerTls};
+use crate::tls::{RELOAD_INTERVAL, ServerTls};
 use crate::watch_cache::{CacheLimits, CacheMetrics, WatchCache, renderer};
 
 /// A running server.
@@ -191,6 +181,7 @@ async fn start_serving(
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
+    let limits = connection_limits(&config).await;
     let state = AppState(Arc::new(Shared {
         objects: Objects::new(store.clone(), config.retry_transactions),
         store,
@@ -206,7 +197,13 @@ async fn start_serving(
     if let Some(tls) = &tls {
         tls.spawn_reloader(RELOAD_INTERVAL, shutdown.clone());
     }
-    let task = tokio::spawn(serve(listener, app, tls, shutdown.clone()));
+    let task = tokio::spawn(crate::conn::serve(
+        listener,
+        app,
+        tls.map(|tls| tls.acceptor().clone()),
+        limits,
+        shutdown.clone(),
+    ));
     tracing::info!(%addr, https, "Krake API server listening");
     Ok(RunningServer {
         addr,
@@ -215,110 +212,28 @@ async fn start_serving(
     })
 }
 
-/// Accept connections until `shutdown`, then let every open connection finish its
-/// requests (watch streams end on the same token) and return.
-async fn serve(
-    listener: TcpListener,
-    app: axum::Router,
-    tls: Option<ServerTls>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let acceptor = tls.map(|tls| tls.acceptor().clone());
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http2().enable_connect_protocol();
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    accept_error(e).await;
-                    continue;
-                }
-            },
-        };
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
-        }
-        let watcher = graceful.watcher();
-        let builder = builder.clone();
-        let app = app.clone();
-        let acceptor = acceptor.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            match acceptor {
-                None => {
-                    let service = with_peer(app, PeerCommonName(None));
-                    let connection = builder.serve_connection_with_upgrades(
-                        TokioIo::new(ProblemIo::new(stream)),
-                        service,
-                    );
-                    if let Err(e) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                    let stream = tokio::select! {
-                        // Stopping: a connection without a finished handshake has no requests.
-                        _ = shutdown.cancelled() => return,
-                        result = handshake => match result {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        },
-                    };
-                    let user = crate::tls::peer_common_name(stream.get_ref().1);
-                    let service = with_peer(app, PeerCommonName(user));
-                    let connection = builder.serve_connection_with_upgrades(
-                        TokioIo::new(ProblemIo::new(stream)),
-                        service,
-                    );
-                    if let Err(e) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-            }
-        });
+/// The connection limits of `config`, with the problem document refused connections get.
+async fn connection_limits(config: &Config) -> crate::conn::Limits {
+    let refusal =
+        crate::http::problem::render(&Error::TooManyConnections, &config.problem_base_url);
+    let (mut parts, body) = refusal.into_parts();
+    // A freshly rendered problem document is in memory: collecting it cannot fail.
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    parts.headers.insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    crate::conn::Limits {
+        header_read: config.header_read_timeout,
+        idle: config.idle_timeout,
+        drain: config.shutdown_drain_timeout,
+        max_connections: config.max_connections,
+        refusal: (parts.headers, body),
+        // hyper's own error responses (bad framing, 414, 431) get problem bodies.
+        render_problem: |status, detail| {
+            crate::http::problem::problem_body(status, "about:blank", None, detail)
+        },
     }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
-}
-
-/// The application as a hyper service whose requests carry the connection's client
-/// certificate identity.
-fn with_peer(
-    app: axum::Router,
-    peer: PeerCommonName,
-) -> TowerToHyperService<
-    MapRequest<axum::Router, impl FnMut(Request<Incoming>) -> Request<Incoming> + Clone>,
-> {
-    TowerToHyperService::new(app.map_request(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(peer.clone());
-        request
-    }))
-}
-
-/// Errors of `accept` other than a dropped connection (e.g. too many open files) are
-/// logged, and accepting pauses briefly instead of spinning.
-async fn accept_error(e: std::io::Error) {
-    use std::io::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(error = %e, "cannot accept connections");
-    tokio::time::sleep(Duration::from_millis(100)).await;
 }

@@ -23,9 +23,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::TlsConfig;
 
-/// How long a client may take to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How often the certificate and key files are checked for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 

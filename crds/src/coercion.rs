@@ -290,7 +290,8 @@ mod tests {
     #[case(json!("+3"), 3)]
     #[case(json!(i64::MAX), i64::MAX)]
     #[case(json!(i64::MIN), i64::MIN)]
-    #[case(json!(-9.223372036854775808e18), i64::MIN)]
+    // -2^63 as a float: exactly i64::MIN.
+    #[case(json!(-9.223_372_036_854_776e18), i64::MIN)]
     #[case(json!("9223372036854775807"), i64::MAX)]
     #[case(json!(1e3), 1000)]
     fn int_accepts(#[case] input: Value, #[case] expected: i64) {
@@ -307,7 +308,8 @@ mod tests {
     #[case(json!({}))]
     #[case(json!(9_223_372_036_854_775_808u64))]
     #[case(json!(u64::MAX))]
-    #[case(json!(9.223372036854775807e18))]
+    // i64::MAX written as a float is 2^63: one past the range.
+    #[case(json!(9.223_372_036_854_776e18))]
     #[case(json!(-9.3e18))]
     #[case(json!(1e300))]
     #[case(json!("9223372036854775808"))]

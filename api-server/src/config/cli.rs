@@ -79,6 +79,22 @@ pub struct Cli {
     /// Seconds a watcher may stop reading before it is disconnected.
     #[arg(long, env = "KRAKE_API_WATCH_SEND_TIMEOUT")]
     pub watch_send_timeout: Option<u64>,
+    /// Seconds a client may take to send a request's headers (from its first byte; for a
+    /// new connection, from its acceptance, TLS handshake included).
+    #[arg(long, env = "KRAKE_API_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a keep-alive connection may stay without any request before it is closed.
+    #[arg(long, env = "KRAKE_API_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a client may take to send a request body; a slower upload gets 408.
+    #[arg(long, env = "KRAKE_API_BODY_READ_TIMEOUT")]
+    pub body_read_timeout: Option<u64>,
+    /// Connections served at once; more are answered 503 with `Retry-After` and closed.
+    #[arg(long, env = "KRAKE_API_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a graceful shutdown waits for requests to finish before closing what remains.
+    #[arg(long, env = "KRAKE_API_SHUTDOWN_DRAIN_TIMEOUT")]
+    pub shutdown_drain_timeout: Option<u64>,
     /// Serve HTTPS (with `--tls-cert` and `--tls-key`).
     #[arg(long, env = "KRAKE_API_TLS_ENABLED")]
     pub tls_enabled: Option<bool>,

@@ -41,6 +41,7 @@ pub struct DocsSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[allow(missing_docs)]
 pub struct TlsSection {
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub enabled: Option<bool>,
     pub cert: Option<String>,
     pub key: Option<String>,
@@ -51,6 +52,7 @@ pub struct TlsSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[allow(missing_docs)]
 pub struct AuthenticationSection {
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub allow_anonymous: Option<bool>,
     pub cors_origin: Option<String>,
     pub strategy: Option<StrategySection>,
@@ -70,6 +72,7 @@ pub struct StrategySection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[allow(missing_docs)]
 pub struct OidcSection {
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub enabled: Option<bool>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
@@ -81,6 +84,7 @@ pub struct OidcSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[allow(missing_docs)]
 pub struct ProviderSection {
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub enabled: Option<bool>,
     pub endpoint: Option<String>,
     pub realm: Option<String>,
@@ -90,6 +94,7 @@ pub struct ProviderSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[allow(missing_docs)]
 pub struct StaticSection {
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub enabled: Option<bool>,
     pub name: Option<String>,
 }
@@ -99,6 +104,29 @@ pub struct StaticSection {
 #[allow(missing_docs)]
 pub struct LogSection {
     pub level: Option<String>,
+}
+
+/// Booleans as upstream's configuration schema reads them: `true`/`false`, and the
+/// strings and numbers it also accepts (`"yes"`, `"off"`, `1`, `0`, ...).
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    use serde::de::Error as _;
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let text = match &value {
+        serde_json::Value::Bool(b) => return Ok(Some(*b)),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => return Err(D::Error::custom(format!("not a valid boolean: {value}"))),
+    };
+    match text.as_str() {
+        "t" | "T" | "true" | "True" | "TRUE" | "on" | "On" | "ON" | "y" | "Y" | "yes" | "Yes"
+        | "YES" | "1" => Ok(Some(true)),
+        "f" | "F" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" | "n" | "N" | "no"
+        | "No" | "NO" | "0" | "0.0" => Ok(Some(false)),
+        _ => Err(D::Error::custom(format!("not a valid boolean: {value}"))),
+    }
 }
 
 impl FileConfig {

@@ -29,6 +29,19 @@ const MIN_ETCD_MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Smallest `--watch-cache-bytes`.
 const MIN_WATCH_CACHE_BYTES: usize = 64 * 1024;
+/// Default of `--header-read-timeout`.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of `--idle-timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Default of `--body-read-timeout` (never above the request timeout).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of `--max-connections` (lowered to what the open-file limit allows).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default of `--shutdown-drain-timeout`: within the 30 s Kubernetes gives a pod to stop.
+pub const DEFAULT_SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+/// File descriptors kept for everything but client connections (listener, storage,
+/// identity providers, TLS files, logs).
+pub const RESERVED_FILE_DESCRIPTORS: u64 = 64;
 
 /// Authorization mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +158,19 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
     /// How long identity-provider answers are cached.
     pub identity_cache_ttl: Duration,
+    /// Time a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may stay without any request.
+    pub idle_timeout: Duration,
+    /// Time a client may take to send a request body (408 beyond).
+    pub body_read_timeout: Duration,
+    /// Connections served at once (503 beyond).
+    pub max_connections: usize,
+    /// Settings accepted but ignored (e.g. an invalid endpoint of a disabled
+    /// authentication strategy), one line each, for the log once logging is set up.
+    pub warnings: Vec<String>,
+    /// Time a graceful shutdown waits for requests before closing what remains.
+    pub shutdown_drain_timeout: Duration,
 }
 
 impl Config {
@@ -175,6 +201,12 @@ impl Config {
             keycloak: None,
             oidc: None,
             identity_cache_ttl: Duration::from_secs(30),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_drain_timeout: DEFAULT_SHUTDOWN_DRAIN_TIMEOUT,
+            warnings: Vec::new(),
         }
     }
 
@@ -232,6 +264,7 @@ impl Config {
         config.authorization = authorization(cli, file.authorization)?;
         logging(&mut config, cli, file.log.as_ref())?;
         limits(&mut config, cli)?;
+        connection_limits(&mut config, cli, open_file_limit())?;
         Ok(config)
     }
 }
@@ -386,6 +419,7 @@ fn authentication(
         });
     config.oidc = oidc(cli, strategy.oidc.clone().unwrap_or_default())?;
     check_provider_urls(config)?;
+    warn_about_disabled_strategies(config, &strategy);
     if let Some(s) = strategy.r#static
         && s.enabled.unwrap_or(false)
     {
@@ -431,7 +465,59 @@ fn oidc(cli: &Cli, oidc: OidcSection) -> Result<Option<OidcConfig>, ConfigError>
     }))
 }
 
-/// Identity provider URLs must be HTTP(S) URLs.
+/// Why `url` cannot be an identity provider's URL, if it cannot.
+fn http_url_problem(url: &str) -> Option<&'static str> {
+    match url.parse::<axum::http::Uri>() {
+        Err(_) => Some("is not a valid URL"),
+        Ok(uri) if !matches!(uri.scheme_str(), Some("http" | "https")) => {
+            Some("must be an http:// or https:// URL")
+        }
+        Ok(uri) if uri.host().is_none_or(str::is_empty) => Some("has no host"),
+        Ok(_) => None,
+    }
+}
+
+/// Upstream only reads the endpoint of an enabled strategy, and its own configurations
+/// leave placeholders in disabled ones: those are accepted, with a warning.
+fn warn_about_disabled_strategies(config: &mut Config, strategy: &StrategySection) {
+    let keystone = strategy.keystone.as_ref();
+    let keycloak = strategy.keycloak.as_ref();
+    let oidc = strategy.oidc.as_ref();
+    let unused = [
+        (
+            "keystone.endpoint",
+            config.keystone.is_none(),
+            keystone.and_then(|k| k.endpoint.as_deref()),
+        ),
+        (
+            "keycloak.endpoint",
+            config.keycloak.is_none(),
+            keycloak.and_then(|k| k.endpoint.as_deref()),
+        ),
+        (
+            "oidc.issuer",
+            config.oidc.is_none(),
+            oidc.and_then(|o| o.issuer.as_deref()),
+        ),
+        (
+            "oidc.jwks_uri",
+            config.oidc.is_none(),
+            oidc.and_then(|o| o.jwks_uri.as_deref()),
+        ),
+    ];
+    for (key, disabled, url) in unused {
+        if let Some(url) = url
+            && disabled
+            && let Some(problem) = http_url_problem(url)
+        {
+            config.warnings.push(format!(
+                "authentication.strategy.{key} '{url}' {problem}; ignored, the strategy is disabled"
+            ));
+        }
+    }
+}
+
+/// Identity provider URLs of enabled strategies must be HTTP(S) URLs.
 fn check_provider_urls(config: &Config) -> Result<(), ConfigError> {
     for (name, url) in [
         (
@@ -452,11 +538,9 @@ fn check_provider_urls(config: &Config) -> Result<(), ConfigError> {
         ),
     ] {
         if let Some(url) = url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && let Some(problem) = http_url_problem(url)
         {
-            return Err(ConfigError::new(format!(
-                "{name} '{url}' must be an http:// or https:// URL"
-            )));
+            return Err(ConfigError::new(format!("{name} '{url}' {problem}")));
         }
     }
     Ok(())
@@ -535,6 +619,105 @@ fn limits(config: &mut Config, cli: &Cli) -> Result<(), ConfigError> {
         config.watch_send_timeout = d;
     }
     Ok(())
+}
+
+/// Header, idle, body and drain times and the connection bound (flags only; upstream has
+/// none of them). `fd_limit` is the process's open-file limit, when known.
+fn connection_limits(
+    config: &mut Config,
+    cli: &Cli,
+    fd_limit: Option<u64>,
+) -> Result<(), ConfigError> {
+    let seconds = |value: Option<u64>, what: &str| match value {
+        Some(0) => Err(ConfigError::new(format!(
+            "{what} must be at least 1 second"
+        ))),
+        other => Ok(other.map(Duration::from_secs)),
+    };
+    if let Some(d) = seconds(cli.header_read_timeout, "header read timeout")? {
+        config.header_read_timeout = d;
+    }
+    if let Some(d) = seconds(cli.idle_timeout, "idle timeout")? {
+        config.idle_timeout = d;
+    }
+    if let Some(d) = seconds(cli.shutdown_drain_timeout, "shutdown drain timeout")? {
+        config.shutdown_drain_timeout = d;
+    }
+    // A body still arriving when the request's own time limit expires would get 503: the
+    // body limit must expire first for the client to get its 408.
+    config.body_read_timeout = match seconds(cli.body_read_timeout, "body read timeout")? {
+        Some(d) if d > config.request_timeout => {
+            return Err(ConfigError::new(format!(
+                "body read timeout ({} s) must not exceed the request timeout ({} s)",
+                d.as_secs(),
+                config.request_timeout.as_secs()
+            )));
+        }
+        Some(d) => d,
+        None => DEFAULT_BODY_READ_TIMEOUT.min(config.request_timeout),
+    };
+    // Each connection holds a descriptor: beyond the open-file limit `accept` fails and
+    // nobody, not even a probe, gets an answer.
+    let budget = fd_limit.map(|l| {
+        usize::try_from(l.saturating_sub(RESERVED_FILE_DESCRIPTORS)).unwrap_or(usize::MAX)
+    });
+    config.max_connections = match (cli.max_connections, budget) {
+        (Some(0), _) => {
+            return Err(ConfigError::new("max connections must be at least 1"));
+        }
+        (Some(n), Some(budget)) if n > budget => {
+            return Err(ConfigError::new(format!(
+                "max connections ({n}) exceed the open-file limit ({}) minus {RESERVED_FILE_DESCRIPTORS} descriptors kept for the server itself",
+                fd_limit.unwrap_or_default()
+            )));
+        }
+        (Some(n), _) => n,
+        (None, Some(0)) => {
+            return Err(ConfigError::new(format!(
+                "the open-file limit ({}) leaves no descriptor for connections",
+                fd_limit.unwrap_or_default()
+            )));
+        }
+        (None, Some(budget)) => DEFAULT_MAX_CONNECTIONS.min(budget),
+        (None, None) => DEFAULT_MAX_CONNECTIONS,
+    };
+    Ok(())
+}
+
+/// The soft open-file limit of the process, when the platform tells.
+fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Raise the soft open-file limit to the hard one, as Go programs (kube-apiserver among
+/// them) do at start: the soft default (often 1024) is a compatibility limit for
+/// `select(2)`, which nothing here uses. Call before loading the configuration, whose
+/// connection bound depends on the limit.
+pub fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum
+            && let Err(e) = setrlimit(
+                Resource::Nofile,
+                rustix::process::Rlimit {
+                    current: limit.maximum,
+                    maximum: limit.maximum,
+                },
+            )
+        {
+            // Not fatal: the connection bound follows the limit in force.
+            eprintln!("krake-api: cannot raise the open-file limit: {e}");
+        }
+    }
 }
 
 fn resolve_bind(host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
@@ -748,5 +931,153 @@ log:
             err.to_string()
                 .contains("Unknown authorization strategy 'bogus'")
         );
+    }
+    /// Upstream's configuration shape with placeholders in the disabled strategies, as
+    /// upstream's own test configurations have.
+    const UPSTREAM_DISABLED_STRATEGIES: &str = r#"
+etcd: {host: 127.0.0.1, port: 2379}
+docs: {problem_base_url: ""}
+tls: {enabled: false, cert: cert_path, key: key_path, client_ca: client_ca_path}
+authentication:
+  allow_anonymous: true
+  strategy:
+    keystone: {enabled: false, endpoint: "not a url"}
+    keycloak: {enabled: "false", endpoint: "http://[::1", realm: krake}
+    oidc: {enabled: no, issuer: "issuer without scheme", jwks_uri: "ftp://keys"}
+    static: {enabled: true, name: testuser}
+authorization: always-allow
+log: {version: 1, level: INFO}
+"#;
+
+    #[test]
+    fn invalid_endpoints_of_disabled_strategies_are_accepted_with_a_warning() {
+        let file = FileConfig::parse(UPSTREAM_DISABLED_STRATEGIES).unwrap();
+        let config = Config::from_parts(&Cli::default(), Some(file)).unwrap();
+        assert_eq!(config.keystone, None);
+        assert_eq!(config.keycloak, None);
+        assert_eq!(config.oidc, None);
+        assert_eq!(config.static_user.as_deref(), Some("testuser"));
+        let warnings = config.warnings.join("\n");
+        for key in [
+            "keystone.endpoint 'not a url'",
+            "keycloak.endpoint 'http://[::1'",
+            "oidc.issuer 'issuer without scheme'",
+            "oidc.jwks_uri 'ftp://keys'",
+        ] {
+            assert!(warnings.contains(key), "no warning about {key}: {warnings}");
+        }
+        assert_eq!(config.warnings.len(), 4, "{warnings}");
+        // Valid placeholders are no reason for a warning.
+        let file = FileConfig::parse(UPSTREAM).unwrap();
+        let config = Config::from_parts(&Cli::default(), Some(file)).unwrap();
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn enabled_strategies_with_invalid_endpoints_are_refused() {
+        for yaml in [
+            "authentication: {strategy: {keystone: {enabled: true, endpoint: 'not a url'}}}",
+            "authentication: {strategy: {keycloak: {enabled: 'yes', endpoint: 'http://[::1'}}}",
+            "authentication: {strategy: {keystone: {enabled: 1, endpoint: 'http://'}}}",
+            "authentication: {strategy: {oidc: {enabled: true, issuer: 'https://i', audience: a, jwks_uri: 'x y'}}}",
+        ] {
+            let err = FileConfig::parse(yaml)
+                .and_then(|f| Config::from_parts(&Cli::default(), Some(f)))
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains('\n'), "{err}");
+            assert!(
+                err.contains("URL") || err.contains("has no host"),
+                "{yaml}: {err}"
+            );
+        }
+        let err = FileConfig::parse("authentication: {strategy: {keystone: {enabled: maybe}}}")
+            .unwrap_err();
+        assert!(err.0.contains("not a valid boolean"), "{}", err.0);
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_validated() {
+        let config = Config::from_parts(&Cli::default(), None).unwrap();
+        assert_eq!(config.header_read_timeout, DEFAULT_HEADER_READ_TIMEOUT);
+        assert_eq!(config.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(config.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT);
+        assert_eq!(
+            config.shutdown_drain_timeout,
+            DEFAULT_SHUTDOWN_DRAIN_TIMEOUT
+        );
+        assert!(config.max_connections >= 1);
+
+        let cli = Cli {
+            header_read_timeout: Some(2),
+            idle_timeout: Some(3),
+            body_read_timeout: Some(4),
+            max_connections: Some(5),
+            shutdown_drain_timeout: Some(6),
+            ..Cli::default()
+        };
+        let config = Config::from_parts(&cli, None).unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(config.idle_timeout, Duration::from_secs(3));
+        assert_eq!(config.body_read_timeout, Duration::from_secs(4));
+        assert_eq!(config.max_connections, 5);
+        assert_eq!(config.shutdown_drain_timeout, Duration::from_secs(6));
+
+        // The body limit follows a shorter request limit, and may not exceed it.
+        let cli = Cli {
+            request_timeout: Some(5),
+            ..Cli::default()
+        };
+        let config = Config::from_parts(&cli, None).unwrap();
+        assert_eq!(config.body_read_timeout, Duration::from_secs(5));
+
+        // The connection bound follows the open-file limit.
+        let mut config = Config::for_embedded("d");
+        connection_limits(&mut config, &Cli::default(), Some(1000)).unwrap();
+        assert_eq!(
+            config.max_connections,
+            1000 - RESERVED_FILE_DESCRIPTORS as usize
+        );
+
+        let invalid = [
+            Cli {
+                header_read_timeout: Some(0),
+                ..Cli::default()
+            },
+            Cli {
+                idle_timeout: Some(0),
+                ..Cli::default()
+            },
+            Cli {
+                body_read_timeout: Some(0),
+                ..Cli::default()
+            },
+            Cli {
+                shutdown_drain_timeout: Some(0),
+                ..Cli::default()
+            },
+            Cli {
+                max_connections: Some(0),
+                ..Cli::default()
+            },
+            Cli {
+                request_timeout: Some(5),
+                body_read_timeout: Some(6),
+                ..Cli::default()
+            },
+        ];
+        for cli in invalid {
+            let err = Config::from_parts(&cli, None).unwrap_err().to_string();
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let mut config = Config::for_embedded("d");
+        let cli = Cli {
+            max_connections: Some(1000),
+            ..Cli::default()
+        };
+        let err = connection_limits(&mut config, &cli, Some(1000)).unwrap_err();
+        assert!(err.0.contains("open-file limit (1000)"), "{}", err.0);
+        let err = connection_limits(&mut config, &Cli::default(), Some(10)).unwrap_err();
+        assert!(err.0.contains("no descriptor"), "{}", err.0);
     }
 }

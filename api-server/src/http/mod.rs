@@ -2,6 +2,7 @@
 //! (state, request parameters, problem documents). Everything below it (authentication,
 //! watch caches, storage) knows nothing of HTTP requests.
 
+pub(crate) mod deadline;
 pub(crate) mod params;
 pub(crate) mod problem;
 pub(crate) mod query;
@@ -10,4 +11,3 @@ pub(crate) mod routes;
 pub(crate) mod state;
 pub(crate) mod subresources;
 pub(crate) mod watch;
-pub(crate) mod wire;

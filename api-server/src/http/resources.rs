@@ -20,6 +20,7 @@ use super::query::{CreateOptions, DeleteOptions, ListOptions, RawQuery};
 use super::state::{AppState, authorize_route, json_response, object_response};
 use super::watch;
 use crate::auth::{Caller, NamespaceScope, Verb};
+use crate::conn::ConnectionHandle;
 use crate::error::Error;
 use crate::kinds::ApiKind;
 use crate::storage::WriteOutcome;
@@ -190,8 +191,10 @@ pub async fn list<R: ApiKind>(
     Extension(caller): Extension<Caller>,
     path: CollectionPath<R>,
     query: RawQuery,
+    connection: Option<Extension<ConnectionHandle>>,
 ) -> Result<Response, Error> {
-    list_or_watch::<R>(state, caller, path.namespace(), query).await
+    let connection = connection.map(|Extension(c)| c);
+    list_or_watch::<R>(state, caller, path.namespace(), query, connection).await
 }
 
 /// GET on the all-namespaces collection of a namespaced kind: only the namespaces the
@@ -200,8 +203,10 @@ pub async fn list_all<R: ApiKind>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     query: RawQuery,
+    connection: Option<Extension<ConnectionHandle>>,
 ) -> Result<Response, Error> {
-    list_or_watch::<R>(state, caller, None, query).await
+    let connection = connection.map(|Extension(c)| c);
+    list_or_watch::<R>(state, caller, None, query, connection).await
 }
 
 /// A list or watch of kind `R` in `namespace`; across all namespaces when a namespaced
@@ -211,6 +216,7 @@ async fn list_or_watch<R: ApiKind>(
     caller: Caller,
     namespace: Option<&str>,
     query: RawQuery,
+    connection: Option<ConnectionHandle>,
 ) -> Result<Response, Error> {
     authorize_route::<R>(&state, &caller, namespace, R::PLURAL, Verb::List)?;
     let options = ListOptions::parse(&query)?;
@@ -226,7 +232,14 @@ async fn list_or_watch<R: ApiKind>(
             heartbeat: options.heartbeat,
             resource_version: options.resource_version,
         };
-        return watch::watch::<R>(state, namespace.map(str::to_string), scope, watch_options).await;
+        return watch::watch::<R>(
+            state,
+            namespace.map(str::to_string),
+            scope,
+            watch_options,
+            connection,
+        )
+        .await;
     }
     let (kvs, revision) = state.store.list(&R::prefix(namespace)).await?;
     // Items are decoded and written one at a time, so a large list never holds every

@@ -104,6 +104,10 @@ pub fn router(state: AppState) -> Router {
     router
         .layer(from_fn_with_state(state.clone(), authenticate))
         .layer(from_fn_with_state(state.clone(), cors))
+        .layer(from_fn_with_state(
+            state.clone(),
+            super::deadline::body_deadline,
+        ))
         .layer(from_fn_with_state(state.clone(), problems))
         .layer(from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(max_body))

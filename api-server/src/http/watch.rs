@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use krake_crds::Resource;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::state::AppState;
 use crate::auth::NamespaceScope;
+use crate::conn::ConnectionHandle;
 use crate::error::Error;
 use crate::storage::WatchStream;
 use crate::watch_cache::{CachedEvent, Renderer, Subscription};
@@ -42,9 +43,9 @@ enum Source {
 }
 
 impl Source {
-    /// The next event; `None` ends the stream (broken watch, or a watcher too slow to
-    /// keep up, which must re-list).
-    async fn next(&mut self) -> Option<Arc<CachedEvent>> {
+    /// The next event; `Ok(None)` ends the stream (broken watch), `Err(TooSlow)` too (a
+    /// watcher too slow to keep up, which must re-list).
+    async fn next(&mut self) -> Result<Option<Arc<CachedEvent>>, TooSlow> {
         match self {
             Source::Cache {
                 replay,
@@ -52,22 +53,25 @@ impl Source {
                 after,
             } => loop {
                 if let Some(event) = replay.next() {
-                    return Some(event);
+                    return Ok(Some(event));
                 }
                 match live.recv().await {
                     Ok(e) if e.revision <= *after => continue,
-                    Ok(e) => return Some(e),
+                    Ok(e) => return Ok(Some(e)),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::info!(missed = n, "disconnecting a watcher that fell behind");
-                        return None;
+                        return Err(TooSlow);
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                    Err(broadcast::error::RecvError::Closed) => return Ok(None),
                 }
             },
             Source::Store { stream, render } => loop {
-                match stream.next().await? {
+                let Some(item) = stream.next().await else {
+                    return Ok(None);
+                };
+                match item {
                     Ok(event) => match render(&event) {
-                        Ok(Some(e)) => return Some(Arc::new(e)),
+                        Ok(Some(e)) => return Ok(Some(Arc::new(e))),
                         Ok(None) => continue,
                         Err(e) => {
                             tracing::error!(error = %e, "undecodable stored object in watch");
@@ -76,7 +80,7 @@ impl Source {
                     },
                     Err(e) => {
                         tracing::info!(error = %e, "storage watch ended");
-                        return None;
+                        return Ok(None);
                     }
                 }
             },
@@ -84,24 +88,80 @@ impl Source {
     }
 }
 
-/// Hand a chunk to the response body; `false` when the client is gone, stopped reading
-/// for longer than `patience`, or the server is shutting down.
+/// A watcher that cannot keep up: its response is cut off, not ended.
+struct TooSlow;
+
+/// Hand a chunk to the response body; `Ok(false)` when the client is gone or the server
+/// is shutting down, `Err(TooSlow)` when the client stopped reading for longer than
+/// `patience`.
 async fn deliver(
-    tx: &mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
+    tx: &mpsc::Sender<Bytes>,
     shutdown: &tokio_util::sync::CancellationToken,
     patience: Duration,
     chunk: Bytes,
-) -> bool {
+) -> Result<bool, TooSlow> {
     tokio::select! {
-        sent = tokio::time::timeout(patience, tx.send(Ok(chunk))) => match sent {
-            Ok(sent) => sent.is_ok(),
+        sent = tokio::time::timeout(patience, tx.send(chunk)) => match sent {
+            Ok(sent) => Ok(sent.is_ok()),
             Err(_) => {
                 tracing::info!("disconnecting a watcher that stopped reading");
-                false
+                Err(TooSlow)
             }
         },
-        _ = shutdown.cancelled() => false,
+        _ = shutdown.cancelled() => Ok(false),
     }
+}
+
+/// Cut off the response of a watcher too slow to keep up. Ending it normally would leave
+/// its unsent events queued for as long as the client holds the connection: the body
+/// fails instead (HTTP/2 resets the stream when it next polls the body) and, over
+/// HTTP/1.1 or when an HTTP/2 client does not even take the reset within `patience`,
+/// the connection is closed, which frees everything queued for it.
+async fn cut_off(
+    cut: &tokio_util::sync::CancellationToken,
+    body_gone: oneshot::Receiver<()>,
+    connection: Option<&ConnectionHandle>,
+    shutdown: &tokio_util::sync::CancellationToken,
+    patience: Duration,
+) {
+    cut.cancel();
+    let Some(connection) = connection else {
+        return;
+    };
+    if connection.version() == axum::http::Version::HTTP_2 {
+        tokio::select! {
+            _ = body_gone => return,
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(patience) => {}
+        }
+    }
+    connection.close();
+}
+
+/// The response body of a watch: the chunks of `rx`, failing once `cut` is cancelled.
+/// `_gone` tells the watch task when hyper dropped the body.
+fn watch_body(
+    mut rx: mpsc::Receiver<Bytes>,
+    cut: tokio_util::sync::CancellationToken,
+    gone: oneshot::Sender<()>,
+) -> Body {
+    use std::future::Future;
+    let mut failed = false;
+    let mut cancelled = Box::pin(cut.cancelled_owned());
+    let stream = futures::stream::poll_fn(move |cx| {
+        let _gone = &gone;
+        if failed {
+            return std::task::Poll::Ready(None);
+        }
+        if cancelled.as_mut().poll(cx).is_ready() {
+            failed = true;
+            return std::task::Poll::Ready(Some(Err(std::io::Error::other(
+                "watcher too slow: response cut off",
+            ))));
+        }
+        rx.poll_recv(cx).map(|chunk| chunk.map(Ok))
+    });
+    Body::from_stream(stream)
 }
 
 /// Open a watch on kind `R` (optionally one namespace), delivering only objects whose
@@ -112,6 +172,7 @@ pub async fn watch<R: Resource>(
     namespace: Option<String>,
     scope: NamespaceScope,
     options: WatchOptions,
+    connection: Option<ConnectionHandle>,
 ) -> Result<Response, Error> {
     let cache = state.cache::<R>()?.clone();
     cache.wait_established(Duration::from_secs(5)).await?;
@@ -161,17 +222,20 @@ pub async fn watch<R: Resource>(
         }
     };
 
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let cut = tokio_util::sync::CancellationToken::new();
+    let (gone_tx, body_gone) = oneshot::channel();
     let shutdown = state.shutdown.clone();
     let metrics = state.metrics.clone();
     let patience = state.config.watch_send_timeout;
     metrics.open_watchers.inc();
+    let body = watch_body(rx, cut.clone(), gone_tx);
     tokio::spawn(async move {
         let mut source = source;
         let mut heartbeat = options
             .heartbeat
             .map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
-        loop {
+        let ending: Result<(), TooSlow> = loop {
             let next_beat = async {
                 match heartbeat.as_mut() {
                     Some(i) => {
@@ -181,30 +245,43 @@ pub async fn watch<R: Resource>(
                 }
             };
             tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tx.closed() => break,
+                _ = shutdown.cancelled() => break Ok(()),
+                _ = tx.closed() => break Ok(()),
                 _ = next_beat => {
-                    if !deliver(&tx, &shutdown, patience, Bytes::from_static(b"\n")).await {
-                        break;
+                    match deliver(&tx, &shutdown, patience, Bytes::from_static(b"\n")).await {
+                        Ok(true) => {}
+                        Ok(false) => break Ok(()),
+                        Err(slow) => break Err(slow),
                     }
                 }
                 event = source.next() => {
-                    let Some(event) = event else { break };
+                    let event = match event {
+                        Ok(Some(event)) => event,
+                        Ok(None) => break Ok(()),
+                        Err(slow) => break Err(slow),
+                    };
                     if (namespace.is_some() && event.namespace != namespace)
                         || !scope.contains(event.namespace.as_deref())
                     {
                         continue;
                     }
-                    if !deliver(&tx, &shutdown, patience, event.line.clone()).await {
-                        break;
+                    match deliver(&tx, &shutdown, patience, event.line.clone()).await {
+                        Ok(true) => {}
+                        Ok(false) => break Ok(()),
+                        Err(slow) => break Err(slow),
                     }
                 }
             }
-        }
+        };
         metrics.open_watchers.dec();
+        drop(source);
+        if ending.is_err() {
+            cut_off(&cut, body_gone, connection.as_ref(), &shutdown, patience).await;
+        }
+        // Dropping the sender last wakes the body, which then sees the cut.
+        drop(tx);
     });
 
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

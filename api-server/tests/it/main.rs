@@ -22,6 +22,7 @@ mod http_tosca;
 mod http_watch;
 mod rbac;
 mod size_limits;
+mod slow_clients;
 mod storage_conformance;
 mod tls;
 mod transaction_retry;

@@ -81,6 +81,7 @@ struct Client {
 struct Answer {
     status: StatusCode,
     body: Value,
+    text: String,
     server_chain: Vec<CertificateDer<'static>>,
 }
 
@@ -180,6 +181,7 @@ impl Client {
         Ok(Answer {
             status,
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            text: String::from_utf8_lossy(&body).into_owned(),
             server_chain,
         })
     }
@@ -489,4 +491,128 @@ async fn the_pki_subcommand_output_is_accepted_by_the_server() {
         assert_eq!(answer.body["user"], user);
     }
     server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_read_timeout() {
+    let pki = Pki::new();
+    let mut config = pki.config(false);
+    config.header_read_timeout = Duration::from_secs(1);
+    let server = start(config).await;
+    let start = Instant::now();
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut buffer = [0u8; 64];
+    // Well within the handshake limit of 10 s the server had before the header read time.
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut silent, &mut buffer),
+    )
+    .await
+    .expect("a connection without a TLS handshake stays open");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    // A handshake in time is served.
+    let answer = pki.client(None).get(server.addr, "/livez").await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+/// The open watchers of a server, from its metrics.
+async fn open_watchers(client: &Client, addr: SocketAddr) -> Option<f64> {
+    let answer = client.get(addr, "/metrics").await.ok()?;
+    answer
+        .text
+        .lines()
+        .find(|l| l.starts_with("krake_api_open_watchers "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn a_watcher_that_never_reads_is_disconnected_over_https() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // Writes go through a plain server on the same etcd: the watcher's server only
+    // serves the watch.
+    let etcd = krake_testkit::etcd::EtcdServer::start().await;
+    let storage = krake_api_server::config::StorageConfig::Etcd {
+        endpoints: vec![etcd.endpoint()],
+        max_request_bytes: krake_api_server::storage::etcd::DEFAULT_MAX_REQUEST_BYTES,
+    };
+    let pki = Pki::new();
+    let mut config = pki.config(false);
+    config.storage = storage.clone();
+    config.watch_send_timeout = Duration::from_secs(1);
+    let server = start(config).await;
+    let writer_dir = tempfile::tempdir().unwrap();
+    let mut writer_config = Config::for_embedded(writer_dir.path());
+    writer_config.storage = storage;
+    let writer = start(writer_config).await;
+
+    let mut client_config = (*pki.client(None).config).clone();
+    client_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(server.addr).await.unwrap();
+    let mut watcher = TlsConnector::from(Arc::new(client_config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    watcher
+        .write_all(
+            b"GET /core/namespaces/ns/metrics?watch&heartbeat=0 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    watcher.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    let labels: serde_json::Map<String, Value> = (0..1000)
+        .map(|i| (format!("label-{i:03}"), serde_json::json!("x".repeat(50))))
+        .collect();
+    let http = reqwest::Client::new();
+    let observer = pki.client(None);
+    for i in 0..150 {
+        let metric = serde_json::json!({
+            "metadata": {"name": format!("m{i}"), "labels": labels},
+            "spec": {"allowed_values": [], "min": 0, "max": 1, "provider": {"name": "p", "metric": "m"}}
+        });
+        let r = http
+            .post(format!("http://{}/core/namespaces/ns/metrics", writer.addr))
+            .json(&metric)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        if i % 10 == 9 && open_watchers(&observer, server.addr).await == Some(0.0) {
+            break;
+        }
+    }
+    crate::common::eventually(
+        "the stalled watcher to be dropped",
+        Duration::from_secs(20),
+        || async {
+            let open = open_watchers(&observer, server.addr).await;
+            (open == Some(0.0)).then_some(()).ok_or(open)
+        },
+    )
+    .await;
+
+    // Closed although the client never read: what it reads now ends before the final
+    // chunk of a normally ended response.
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), watcher.read(&mut buffer))
+            .await
+            .expect("the connection of the dropped watcher is still open")
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+        }
+    }
+    assert!(
+        !received.ends_with(b"\r\n0\r\n\r\n"),
+        "the response ended normally"
+    );
 }

@@ -289,6 +289,16 @@ fn command_lines_parse_and_point_at_each_other() {
                 .unwrap_or_else(|e| panic!("invalid API configuration {api_args:?}: {e}"));
         }
         assert_eq!(flag(&api_args, "tls-enabled").is_some(), tls);
+        // The server exits on its own before the kubelet kills it.
+        let drain: u64 = flag(&api_args, "shutdown-drain-timeout")
+            .expect("a drain time")
+            .parse()
+            .unwrap();
+        let grace = find(&docs, "Deployment", "krake-api")["spec"]["template"]["spec"]
+            ["terminationGracePeriodSeconds"]
+            .as_u64()
+            .expect("a termination grace period");
+        assert!(drain < grace, "drain {drain} s, grace period {grace} s");
         if tls {
             assert_eq!(flag(&api_args, "authorization"), Some("RBAC"));
             assert_eq!(

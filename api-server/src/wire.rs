@@ -16,12 +16,15 @@ use std::task::{Context, Poll, ready};
 use axum::http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::problem::problem_body;
+/// Renders the problem document of an error status with this detail (the HTTP layer's
+/// renderer, passed in so that connections need not know the HTTP modules).
+pub type RenderProblem = fn(StatusCode, &str) -> Vec<u8>;
 
 /// A connection stream whose hyper-generated error responses get a problem body.
 #[derive(Debug)]
 pub struct ProblemIo<T> {
     inner: T,
+    render: RenderProblem,
     /// Rewritten bytes accepted from hyper but not yet written to `inner`.
     pending: Vec<u8>,
     /// How much of `pending` is written.
@@ -30,9 +33,10 @@ pub struct ProblemIo<T> {
 
 impl<T> ProblemIo<T> {
     /// Wrap an accepted connection (plain TCP, or TLS after the handshake).
-    pub fn new(inner: T) -> Self {
+    pub fn new(inner: T, render: RenderProblem) -> Self {
         ProblemIo {
             inner,
+            render,
             pending: Vec::new(),
             sent: 0,
         }
@@ -58,7 +62,7 @@ impl<T: AsyncWrite + Unpin> ProblemIo<T> {
     /// rewritten bytes in `pending`; `None` when they are to be written unchanged.
     fn rewrite(&mut self, bufs: &[IoSlice<'_>]) -> Option<usize> {
         let last = bufs.iter().rposition(|b| !b.is_empty())?;
-        let (start, replacement) = bare_error_head(&bufs[last])?;
+        let (start, replacement) = bare_error_head(&bufs[last], self.render)?;
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut pending = Vec::with_capacity(total + replacement.len());
         for buf in &bufs[..last] {
@@ -131,7 +135,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ProblemIo<T> {
 
 /// Where hyper's bare error head starts in `buf` (it must end `buf`), and the complete
 /// response to send instead.
-fn bare_error_head(buf: &[u8]) -> Option<(usize, Vec<u8>)> {
+fn bare_error_head(buf: &[u8], render: RenderProblem) -> Option<(usize, Vec<u8>)> {
     if !buf.ends_with(b"\r\n\r\n") {
         return None;
     }
@@ -168,7 +172,7 @@ fn bare_error_head(buf: &[u8]) -> Option<(usize, Vec<u8>)> {
             status.canonical_reason().unwrap_or("")
         ),
     };
-    let body = problem_body(status, "about:blank", None, &detail);
+    let body = render(status, &detail);
     let mut response = format!(
         "{status_line}\r\ncontent-type: application/problem+json; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
@@ -187,10 +191,15 @@ fn bare_error_head(buf: &[u8]) -> Option<(usize, Vec<u8>)> {
 mod tests {
     use super::*;
 
+    fn render(status: StatusCode, detail: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({"status": status.as_u16(), "detail": detail}))
+            .unwrap()
+    }
+
     #[test]
     fn bare_error_heads_get_a_problem_body() {
         let head = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: Tue, 01 Jan 2030 00:00:00 GMT\r\n\r\n";
-        let (start, response) = bare_error_head(head).expect("recognized");
+        let (start, response) = bare_error_head(head, render).expect("recognized");
         assert_eq!(start, 0);
         let text = String::from_utf8(response).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
@@ -204,7 +213,7 @@ mod tests {
         // After an earlier response in the same write.
         let mut two = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".to_vec();
         two.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
-        let (start, _) = bare_error_head(&two).expect("recognized");
+        let (start, _) = bare_error_head(&two, render).expect("recognized");
         assert_eq!(&two[start..start + 12], b"HTTP/1.1 400");
     }
 
@@ -219,7 +228,7 @@ mod tests {
             b"{\"type\": \"ADDED\"}\n",
             b"0\r\n\r\n",
         ] {
-            assert!(bare_error_head(buf).is_none(), "{}", String::from_utf8_lossy(buf));
+            assert!(bare_error_head(buf, render).is_none(), "{}", String::from_utf8_lossy(buf));
         }
     }
 }

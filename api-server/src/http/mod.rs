@@ -2,6 +2,7 @@
 //! (state, request parameters, problem documents). Everything below it (authentication,
 //! watch caches, storage) knows nothing of HTTP requests.
 
+pub(crate) mod openapi;
 pub(crate) mod params;
 pub(crate) mod problem;
 pub(crate) mod resources;

@@ -14,6 +14,7 @@ mod http_kubernetes;
 mod http_misc;
 mod http_openstack;
 mod http_watch;
+mod openapi;
 mod rbac;
 mod storage_conformance;
 mod tls;

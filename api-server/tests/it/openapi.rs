@@ -169,6 +169,48 @@ fn assert_problem_content_type(headers: &reqwest::header::HeaderMap) {
     );
 }
 
+/// The name of the objects the examples phase creates.
+const EXAMPLE: &str = "example";
+
+/// Valid requests for schemathesis' examples phase (generated data rarely passes
+/// validation): for every kind, create the test sample named [`EXAMPLE`] (in `default`),
+/// read it, update its labels and delete it. Keyed by `"METHOD path-template"`.
+fn examples() -> Value {
+    let mut examples = serde_json::Map::new();
+    for kind in all_kinds() {
+        let mut collection_params = serde_json::Map::new();
+        if kind.namespaced() {
+            collection_params.insert("ns".into(), "default".into());
+        }
+        let mut object_params = collection_params.clone();
+        object_params.insert("name".into(), EXAMPLE.into());
+        let body = kind.sample(EXAMPLE);
+        let mut updated = body.clone();
+        updated["metadata"]["labels"] = serde_json::json!({"example": "updated"});
+        // A PUT names the namespace it does not change.
+        updated["metadata"]["namespace"] = kind.expected_ns("default");
+        let collection = kind.collection("{ns}");
+        let object = kind.object("{ns}", "{name}");
+        examples.insert(
+            format!("POST {collection}"),
+            serde_json::json!([{"path_parameters": collection_params, "body": body}]),
+        );
+        examples.insert(
+            format!("GET {object}"),
+            serde_json::json!([{"path_parameters": object_params}]),
+        );
+        examples.insert(
+            format!("PUT {object}"),
+            serde_json::json!([{"path_parameters": object_params, "body": updated}]),
+        );
+        examples.insert(
+            format!("DELETE {object}"),
+            serde_json::json!([{"path_parameters": object_params}]),
+        );
+    }
+    Value::Object(examples)
+}
+
 /// Generated test cases per API operation (README: "The OpenAPI document").
 const EXAMPLES_PER_OPERATION: u32 = 20;
 
@@ -192,9 +234,21 @@ async fn schemathesis_against(args: &[&str]) {
         ApiServerProcess::start(Path::new(env!("CARGO_BIN_EXE_krake-api")), &all_args).await;
     let document_url = format!("{}{}", server.url(), krake_api_server::OPENAPI_PATH);
     let hooks = manifest_dir().join("tests/it/schemathesis_hooks.py");
+    let examples = examples();
+    let operations = document_operations(&krake_api_server::openapi_document());
+    for key in examples.as_object().unwrap().keys() {
+        let (method, path) = key.split_once(' ').unwrap();
+        assert!(
+            operations.contains(&(method.to_string(), path.to_string())),
+            "example for an unknown operation {key}"
+        );
+    }
+    let examples_file = data.path().join("examples.json");
+    std::fs::write(&examples_file, serde_json::to_vec(&examples).unwrap()).expect("write");
     let run = tokio::process::Command::new(&schemathesis)
         .current_dir(data.path())
         .env("SCHEMATHESIS_HOOKS", &hooks)
+        .env("KRAKE_OPENAPI_EXAMPLES", &examples_file)
         .env("NO_COLOR", "1")
         .args(["run", &document_url])
         .args([
@@ -242,6 +296,18 @@ async fn schemathesis_against(args: &[&str]) {
         .await
         .expect("the server still answers");
     assert_eq!(ready.status(), StatusCode::OK);
+    // The examples ran: every kind's example object exists, marked deleted.
+    for kind in all_kinds() {
+        let url = format!("{}{}", server.url(), kind.object("default", EXAMPLE));
+        let response = client.get(&url).send().await.expect("GET example");
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        let object: Value = response.json().await.expect("JSON");
+        assert_eq!(
+            object["metadata"]["labels"]["example"], "updated",
+            "{url}: {object}"
+        );
+        assert!(!object["metadata"]["deleted"].is_null(), "{url}: {object}");
+    }
     let status = server.terminate().await;
     assert!(status.success(), "krake-api exited with {status}");
 }

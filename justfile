@@ -47,9 +47,11 @@ chart:
     helm lint --strict charts/krake
     cargo test -p krake-testkit --test helm_chart
 
-# Regenerate the JSON Schemas and CustomResourceDefinitions from the types (a test fails on drift).
+# Regenerate the JSON Schemas, CustomResourceDefinitions and the API's OpenAPI document from
+# the types and routes (a test fails on drift).
 generate:
     cargo run -p krake-crds --bin krake-crds-schemas
+    cargo run -p krake-api-server --bin krake-api -- openapi --out api-server/openapi.json
 
 # A development PKI (CA, server and one client certificate per controller user) in `dir`.
 pki dir="pki":

@@ -4,6 +4,7 @@
 # curl and jq (the end-to-end checks script), helm (the chart tests; see install-helm.sh),
 # kubernetes-validate (PyPI; checks crds/manifests/ as Kubernetes manifests in a crds test),
 # kubectl (the Kubernetes API test double's tests drive it; see install-helm.sh).
+# openapi-spec-validator and schemathesis (PyPI, pinned; the API server's OpenAPI tests).
 # Debian/Ubuntu packages; run as root or with sudo.
 set -euo pipefail
 
@@ -30,16 +31,33 @@ etcd --version | sed -n 1p
 prometheus --version 2>&1 | sed -n 1p
 "$(dirname "$0")/install-helm.sh"
 
-# kubernetes-validate: the CRD manifests test runs it. Debian's own Python refuses user
-# installs into the system (PEP 668) unless told otherwise; a venv or pyenv Python does not.
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
+# PyPI tools the tests run. Debian's own Python refuses user installs into the system
+# (PEP 668) unless told otherwise; a venv or pyenv Python does not.
+ensure_pip() {
   if ! python3 -m pip --version >/dev/null 2>&1; then
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-pip >/dev/null
   fi
-  python3 -m pip install --quiet kubernetes-validate \
-    || python3 -m pip install --quiet --break-system-packages kubernetes-validate
-fi
+}
+pip_install() {
+  ensure_pip
+  python3 -m pip install --quiet "$@" || python3 -m pip install --quiet --break-system-packages "$@"
+}
+# `pip_pinned PACKAGE VERSION`: installs that exact version unless it is there.
+pip_pinned() {
+  if [ "$(python3 -m pip show "$1" 2>/dev/null | sed -n 's/^Version: //p')" != "$2" ]; then
+    pip_install "$1==$2"
+  fi
+}
+
+# kubernetes-validate: the CRD manifests test runs it.
+command -v kubernetes-validate >/dev/null 2>&1 || pip_install kubernetes-validate
 kubernetes-validate --version
+# openapi-spec-validator and schemathesis: the API server's OpenAPI tests (the document is
+# valid OpenAPI 3.1; requests generated from it against a live server).
+pip_pinned openapi-spec-validator 0.9.0
+pip_pinned schemathesis 4.32.5
+command -v openapi-spec-validator >/dev/null
+schemathesis --version

@@ -9,7 +9,7 @@ use krake_crds::ValidationErrors;
 use serde::Serialize;
 
 /// Problem titles of upstream Krake, serialized by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[allow(clippy::enum_variant_names)]
 pub enum ProblemTitle {
     /// Object not found.

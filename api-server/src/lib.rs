@@ -24,4 +24,5 @@ pub(crate) mod wire;
 
 pub use config::Config;
 pub use error::Error;
+pub use http::routes::{OPENAPI_PATH, api_routes, openapi_document, render_openapi_document};
 pub use server::{RunningServer, start};

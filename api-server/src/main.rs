@@ -36,6 +36,13 @@ enum Command {
     /// every `--host`, and a client certificate per Krake user (`admin.pem`,
     /// `scheduler.pem`, ... with their `-key.pem`).
     Pki(PkiArgs),
+    /// Write the API's OpenAPI 3.1 document (the one served at `/openapi/v3`) to FILE, or
+    /// to standard output.
+    Openapi {
+        /// Output file (`api-server/openapi.json` is the checked-in copy).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, ClapArgs)]
@@ -111,6 +118,19 @@ async fn main() {
         // Needs no server configuration: a missing or invalid one must not stop it.
         std::process::exit(write_pki(pki));
     }
+    if let Some(Command::Openapi { out }) = &args.command {
+        // Needs no server configuration either.
+        let document = krake_api_server::render_openapi_document();
+        let written = match out {
+            Some(path) => std::fs::write(path, document),
+            None => std::io::Write::write_all(&mut std::io::stdout(), document.as_bytes()),
+        };
+        if let Err(e) = written {
+            eprintln!("krake-api openapi: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     krake_api_server::config::raise_open_file_limit();
     let config = match Config::load(&args.server) {
         Ok(c) => c,
@@ -126,7 +146,9 @@ async fn main() {
     let outcome = match args.command {
         None => run(config).await,
         Some(Command::Bootstrap { force, files }) => bootstrap(config, force, files).await,
-        Some(Command::Pki(_)) => unreachable!("handled before the configuration is loaded"),
+        Some(Command::Pki(_) | Command::Openapi { .. }) => {
+            unreachable!("handled before the configuration is loaded")
+        }
     };
     if let Err(e) = outcome {
         eprintln!("krake-api: {e:#}");

@@ -3,6 +3,7 @@
 //! watch caches, storage) knows nothing of HTTP requests.
 
 pub(crate) mod deadline;
+pub(crate) mod openapi;
 pub(crate) mod params;
 pub(crate) mod problem;
 pub(crate) mod query;

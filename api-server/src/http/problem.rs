@@ -9,10 +9,26 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::state::AppState;
 use crate::error::{Error, ProblemTitle};
+
+/// A problem document (RFC 7807): the body of every error response.
+#[derive(Serialize, JsonSchema)]
+pub struct Problem<'a> {
+    /// A URI naming the problem type; `about:blank` when it has no title.
+    #[serde(rename = "type")]
+    pub type_: &'a str,
+    /// Krake's problem title, for problems that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<ProblemTitle>,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong.
+    pub detail: &'a str,
+}
 
 /// Serialize a problem document.
 pub fn problem_response(
@@ -37,15 +53,6 @@ pub fn problem_body(
     title: Option<ProblemTitle>,
     detail: &str,
 ) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Problem<'a> {
-        #[serde(rename = "type")]
-        type_: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        title: Option<ProblemTitle>,
-        status: u16,
-        detail: &'a str,
-    }
     krake_crds::json::to_vec(&Problem {
         type_,
         title,

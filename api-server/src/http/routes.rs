@@ -1,102 +1,253 @@
 //! The HTTP surface: every route of upstream's API, the operations endpoints, and the
 //! middleware stack (observation, problem documents, CORS, authentication).
 
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Extension, extract::DefaultBodyLimit};
 use tracing::Instrument;
 
+use super::openapi::{self, KindDoc, Operation, RouteDoc, schema_of};
 use super::problem::{problem_response, problems};
 use super::state::{AppState, json_response};
 use super::{resources, subresources};
 use crate::auth::{Caller, rbac};
 use crate::error::Error;
 use crate::kinds::ApiKind;
+use krake_crds::infrastructure::CloudBinding;
+use krake_crds::kubernetes::{Application, Cluster, ClusterBinding, Complete, Shutdown};
+use krake_crds::openstack::{MagnumCluster, MagnumClusterBinding};
 
 /// The version reported by `GET /` (upstream's, for client compatibility).
 pub const KRAKE_VERSION: &str = "1.0.1";
 
-fn kind_routes<R: ApiKind>(router: Router<AppState>) -> Router<AppState> {
-    let (collection, object) = if R::NAMESPACED {
-        let collection = format!("/{}/namespaces/{{ns}}/{}", R::API, R::PLURAL);
-        (collection.clone(), format!("{collection}/{{name}}"))
-    } else {
-        let collection = format!("/{}/{}", R::API, R::PLURAL);
-        (collection.clone(), format!("{collection}/{{name}}"))
-    };
-    let mut router = router
-        .route(
+/// The routes of the API, each registered with the operation the OpenAPI document
+/// describes: the router and the document are built from this one table.
+pub(crate) struct RouteTable {
+    routes: Vec<(RouteDoc, MethodRouter<AppState>)>,
+}
+
+impl RouteTable {
+    /// Register `handler` for `method` on `path`.
+    fn add<H, T>(&mut self, method: Method, path: &str, operation: Operation, handler: H)
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method the router serves");
+        self.routes.push((
+            RouteDoc {
+                method,
+                path: path.to_string(),
+                operation,
+            },
+            on(filter, handler),
+        ));
+    }
+
+    fn kind<R: ApiKind>(&mut self) {
+        let kind = KindDoc::of::<R>();
+        let (collection, object) = if R::NAMESPACED {
+            let collection = format!("/{}/namespaces/{{ns}}/{}", R::API, R::PLURAL);
+            (collection.clone(), format!("{collection}/{{name}}"))
+        } else {
+            let collection = format!("/{}/{}", R::API, R::PLURAL);
+            (collection.clone(), format!("{collection}/{{name}}"))
+        };
+        self.add(
+            Method::POST,
             &collection,
-            post(resources::create::<R>).get(resources::list::<R>),
-        )
-        .route(
+            Operation::Create(kind),
+            resources::create::<R>,
+        );
+        self.add(
+            Method::GET,
+            &collection,
+            Operation::List(kind),
+            resources::list::<R>,
+        );
+        if R::NAMESPACED {
+            self.add(
+                Method::GET,
+                &format!("/{}/{}", R::API, R::PLURAL),
+                Operation::ListAllNamespaces(kind),
+                // Its own handler: a namespaced collection route never lists across namespaces.
+                resources::list_all::<R>,
+            );
+        }
+        self.add(
+            Method::GET,
             &object,
-            get(resources::read::<R>)
-                .put(resources::update::<R>)
-                .delete(resources::delete::<R>),
+            Operation::Read(kind),
+            resources::read::<R>,
         );
-    if R::NAMESPACED {
-        // Its own handler: a namespaced collection route never lists across namespaces.
-        router = router.route(
-            &format!("/{}/{}", R::API, R::PLURAL),
-            get(resources::list_all::<R>),
+        self.add(
+            Method::PUT,
+            &object,
+            Operation::Update(kind),
+            resources::update::<R>,
         );
+        self.add(
+            Method::DELETE,
+            &object,
+            Operation::Delete(kind),
+            resources::delete::<R>,
+        );
+        if R::HAS_STATUS {
+            self.add(
+                Method::PUT,
+                &format!("{object}/status"),
+                Operation::UpdateStatus(kind),
+                resources::update_status::<R>,
+            );
+        }
     }
-    if R::HAS_STATUS {
-        router = router.route(
-            &format!("{object}/status"),
-            put(resources::update_status::<R>),
+
+    /// Every route of the API.
+    pub(crate) fn new() -> Self {
+        let mut table = RouteTable { routes: Vec::new() };
+        macro_rules! all_kinds {
+            ($($kind:ty),*) => { $( table.kind::<$kind>(); )* };
+        }
+        krake_crds::for_each_kind!(all_kinds);
+        let app = KindDoc::of::<Application>();
+        let apps = "/kubernetes/namespaces/{ns}/applications/{name}";
+        table.add(
+            Method::PUT,
+            &format!("{apps}/binding"),
+            Operation::Subresource {
+                kind: app,
+                name: "binding",
+                body: Some(schema_of::<ClusterBinding>),
+                summary: "Bind an Application to a Cluster (the scheduler's decision).",
+            },
+            subresources::application_binding,
         );
+        table.add(
+            Method::PUT,
+            &format!("{apps}/complete"),
+            Operation::Subresource {
+                kind: app,
+                name: "complete",
+                body: Some(schema_of::<Complete>),
+                summary: "The workload reports completion (with its `complete` token).",
+            },
+            subresources::application_complete,
+        );
+        table.add(
+            Method::PUT,
+            &format!("{apps}/shutdown"),
+            Operation::Subresource {
+                kind: app,
+                name: "shutdown",
+                body: Some(schema_of::<Shutdown>),
+                summary: "The workload finished its shutdown (with its `shutdown` token).",
+            },
+            subresources::application_shutdown,
+        );
+        table.add(
+            Method::PUT,
+            &format!("{apps}/retry"),
+            Operation::Subresource {
+                kind: app,
+                name: "retry",
+                body: None,
+                summary: "Retry the migration or deletion of a DEGRADED Application (the body is ignored).",
+            },
+            subresources::application_retry,
+        );
+        table.add(
+            Method::PUT,
+            "/kubernetes/namespaces/{ns}/clusters/{name}/binding",
+            Operation::Subresource {
+                kind: KindDoc::of::<Cluster>(),
+                name: "binding",
+                body: Some(schema_of::<CloudBinding>),
+                summary: "Bind a Cluster to a Cloud (the scheduler's decision).",
+            },
+            subresources::cluster_binding,
+        );
+        table.add(
+            Method::PUT,
+            "/openstack/namespaces/{ns}/magnumclusters/{name}/binding",
+            Operation::Subresource {
+                kind: KindDoc::of::<MagnumCluster>(),
+                name: "binding",
+                body: Some(schema_of::<MagnumClusterBinding>),
+                summary: "Bind a MagnumCluster to a Project (the scheduler's decision).",
+            },
+            subresources::magnum_cluster_binding,
+        );
+        table.add(Method::GET, "/", Operation::Version, version);
+        table.add(Method::GET, "/me", Operation::Me, me);
+        table.add(Method::GET, "/release", Operation::Release, release);
+        table.add(Method::GET, OPENAPI_PATH, Operation::OpenApi, openapi);
+        table.add(Method::GET, "/livez", Operation::Livez, livez);
+        table.add(Method::GET, "/readyz", Operation::Readyz, readyz);
+        table.add(Method::GET, "/metrics", Operation::Metrics, metrics);
+        table
     }
-    router
+
+    /// `(method, path)` of every route, in registration order.
+    pub(crate) fn routes(&self) -> Vec<(Method, String)> {
+        self.routes
+            .iter()
+            .map(|(doc, _)| (doc.method.clone(), doc.path.clone()))
+            .collect()
+    }
+
+    /// The OpenAPI document of these routes.
+    pub(crate) fn openapi(&self) -> serde_json::Value {
+        let docs: Vec<&RouteDoc> = self.routes.iter().map(|(doc, _)| doc).collect();
+        openapi::document(&docs, KRAKE_VERSION)
+    }
+}
+
+/// The OpenAPI 3.1 document the server serves at [`OPENAPI_PATH`].
+pub fn openapi_document() -> serde_json::Value {
+    RouteTable::new().openapi()
+}
+
+/// `(method, path template)` of every route the router serves, in registration order.
+pub fn api_routes() -> Vec<(Method, String)> {
+    RouteTable::new().routes()
+}
+
+/// The checked-in file content of the OpenAPI document: pretty JSON with a trailing newline.
+pub fn render_openapi_document() -> String {
+    let mut s = serde_json::to_string_pretty(&openapi_document()).expect("the document is JSON");
+    s.push('\n');
+    s
+}
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/openapi/v3";
+
+/// The OpenAPI 3.1 document of the API, rendered once.
+static OPENAPI_DOCUMENT: LazyLock<Vec<u8>> =
+    LazyLock::new(|| krake_crds::json::to_vec(&RouteTable::new().openapi()));
+
+/// `GET /openapi/v3`: readable by every authenticated user, like `/` (kube-apiserver's
+/// discovery and OpenAPI endpoints are too).
+async fn openapi() -> Response {
+    json_response(StatusCode::OK, OPENAPI_DOCUMENT.clone())
 }
 
 /// Build the complete application.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
-    macro_rules! all_kind_routes {
-        ($($kind:ty),*) => { $( router = kind_routes::<$kind>(router); )* };
+    for (doc, handler) in RouteTable::new().routes {
+        // axum merges the method routers of one path.
+        router = router.route(&doc.path, handler);
     }
-    krake_crds::for_each_kind!(all_kind_routes);
-    let apps = "/kubernetes/namespaces/{ns}/applications/{name}";
-    router = router
-        .route(
-            &format!("{apps}/binding"),
-            put(subresources::application_binding),
-        )
-        .route(
-            &format!("{apps}/complete"),
-            put(subresources::application_complete),
-        )
-        .route(
-            &format!("{apps}/shutdown"),
-            put(subresources::application_shutdown),
-        )
-        .route(
-            &format!("{apps}/retry"),
-            put(subresources::application_retry),
-        )
-        .route(
-            "/kubernetes/namespaces/{ns}/clusters/{name}/binding",
-            put(subresources::cluster_binding),
-        )
-        .route(
-            "/openstack/namespaces/{ns}/magnumclusters/{name}/binding",
-            put(subresources::magnum_cluster_binding),
-        )
-        .route("/", get(version))
-        .route("/me", get(me))
-        .route("/release", get(release))
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback(not_found);
+    router = router.fallback(not_found);
 
     // One limit: a body the store could not hold is refused before it is read whole (the
     // stored encoding, checked again before every write, differs by a few hundred bytes).

@@ -20,6 +20,7 @@ mod http_query;
 mod http_shapes;
 mod http_tosca;
 mod http_watch;
+mod openapi;
 mod rbac;
 mod size_limits;
 mod slow_clients;

@@ -327,14 +327,19 @@ impl Builder {
                         "heartbeat",
                         "Seconds between the empty heartbeat lines of a watch; 0 disables \
                              them. Validated even without `watch`.",
-                        json!({"type": "integer", "minimum": 0, "default": 10}),
+                        json!({
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": super::query::MAX_HEARTBEAT_SECS,
+                            "default": 10,
+                        }),
                     ),
                     query_parameter(
                         "resource_version",
                         "With `watch`: replay every change after this revision (a list's \
                              `metadata.resource_version`); 410 when it is older than the history \
-                             kept.",
-                        json!({"type": "integer", "minimum": 0}),
+                             kept; 410 as well when it is newer than the store's revision.",
+                        json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX}),
                     ),
                 ]);
                 errors.extend([410, 422]);

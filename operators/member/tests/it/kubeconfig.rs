@@ -15,11 +15,7 @@ fn with(kc: &Map<String, Value>, f: impl FnOnce(&mut Value)) -> Map<String, Valu
 }
 
 fn base() -> Map<String, Value> {
-    kubeconfig_token(
-        "https://127.0.0.1:6443",
-        &Pki::new().ca.cert_pem().to_string(),
-        TOKEN,
-    )
+    kubeconfig_token("https://127.0.0.1:6443", Pki::new().ca.cert_pem(), TOKEN)
 }
 
 #[tokio::test]
@@ -93,7 +89,8 @@ fn proxy_url_is_unsupported() {
 
 #[test]
 fn malformed_kubeconfigs_are_typed_errors_naming_the_key() {
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Patch = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Patch, &str)> = vec![
         (
             Box::new(|v| v["clusters"][0]["cluster"]["server"] = json!("ftp://x")),
             "clusters[0].cluster.server",

@@ -323,11 +323,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
             "watch caches not established\n",
         )
             .into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("storage unreachable: {e}\n"),
-        )
-            .into_response(),
+        Ok(Err(e)) => {
+            // Anyone may ask: the backend's error (endpoints, addresses) stays in the log.
+            tracing::warn!(error = %e, "readiness: storage unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unreachable\n").into_response()
+        }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "storage unreachable: timeout\n",

@@ -212,7 +212,7 @@ async fn a_body_far_over_the_limit_is_refused_unread(
 
 /// An etcd whose `--max-request-bytes` is lower than the server was told still answers
 /// 413 (etcd's refusal is recognised), with no etcd text; a broken etcd is a 503 and a
-/// corrupt stored object a 500, both with fixed details.
+/// corrupt stored object a 500, both with fixed details; readiness names no backend either.
 #[tokio::test]
 async fn etcd_refusals_and_failures_carry_no_backend_text() {
     let mut srv = TestServer::with_config(Backend::Etcd, |c| {
@@ -269,5 +269,15 @@ async fn etcd_refusals_and_failures_carry_no_backend_text() {
         503,
         None,
         "503: The storage is unavailable; retry later.",
+    );
+    // Readiness is public: it says what is wrong, never the backend's words.
+    let ready = reqwest::get(format!("http://{}/readyz", srv.addr))
+        .await
+        .expect("readyz answers");
+    assert_eq!(ready.status(), 503);
+    let text = ready.text().await.unwrap();
+    assert!(
+        ["storage unreachable\n", "storage unreachable: timeout\n"].contains(&text.as_str()),
+        "{text:?}"
     );
 }

@@ -2,7 +2,8 @@
 # Install what building and testing needs, when missing: protoc (etcd-client's build),
 # etcd (storage and end-to-end tests), prometheus (the scheduler's real-Prometheus test),
 # curl and jq (the end-to-end checks script), helm (the chart tests; see install-helm.sh),
-# kubernetes-validate (PyPI; checks crds/manifests/ as Kubernetes manifests in a crds test).
+# kubernetes-validate (PyPI; checks crds/manifests/ as Kubernetes manifests in a crds test),
+# kubectl (Debian kubernetes-client; the Kubernetes API test double's tests drive it).
 # Debian/Ubuntu packages; run as root or with sudo.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 # curl and jq: hack/e2e-checks.sh, the kind suite's checks, also run by the tests.
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v jq >/dev/null 2>&1 || need+=(jq)
+# kubectl: e2e/kube-double's tests run the real client against the double.
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
@@ -27,6 +30,7 @@ fi
 protoc --version
 etcd --version | sed -n 1p
 prometheus --version 2>&1 | sed -n 1p
+kubectl version --client 2>&1 | sed -n 1p
 "$(dirname "$0")/install-helm.sh"
 
 # kubernetes-validate: the CRD manifests test runs it. Debian's own Python refuses user

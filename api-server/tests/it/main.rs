@@ -6,6 +6,7 @@ mod common;
 
 mod authn;
 mod bootstrap;
+mod cluster_kubeconfig;
 mod http_core;
 mod http_crud;
 mod http_errors;

@@ -324,11 +324,60 @@ fn kc_len(root: &Value, key: &str) -> Result<usize, String> {
     }
 }
 
+/// Keys of a kubeconfig's `clusters[].cluster` that make a client read a host file.
+pub const REFUSED_CLUSTER_KEYS: &[&str] = &["certificate-authority"];
+
+/// Keys of a kubeconfig's `users[].user` that make a client run a program (`exec`,
+/// `auth-provider`, whose plugins run commands or read credential files) or read a host
+/// file (`tokenFile`, `client-certificate`, `client-key`).
+pub const REFUSED_USER_KEYS: &[&str] = &[
+    "exec",
+    "auth-provider",
+    "tokenFile",
+    "client-certificate",
+    "client-key",
+];
+
+/// The path of the first key of `kubeconfig` that would make the component using it run
+/// a program or read a file of the host it runs on, e.g. `users[0].user.exec`, or `None`.
+///
+/// A kubeconfig is written by a Krake user but used by Krake's controllers: such keys
+/// would let any user with write access to Clusters run commands or read files (other
+/// users' keys, the controllers' own credentials) in a controller. Only inline data
+/// (`certificate-authority-data`, `client-certificate-data`, `client-key-data`, `token`)
+/// is allowed. Key names are compared without regard to case, because some kubeconfig
+/// readers do so; a `null` value counts as absent.
+pub fn refused_kubeconfig_key(kubeconfig: &Map<String, Value>) -> Option<String> {
+    let scan = |list: &str, entry: &str, refused: &[&str]| {
+        let items = kubeconfig.get(list)?.as_array()?;
+        items.iter().enumerate().find_map(|(i, item)| {
+            let section = item.as_object()?.get(entry)?.as_object()?;
+            section
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .find(|(k, _)| refused.iter().any(|r| r.eq_ignore_ascii_case(k)))
+                .map(|(k, _)| format!("{list}[{i}].{entry}.{k}"))
+        })
+    };
+    scan("users", "user", REFUSED_USER_KEYS)
+        .or_else(|| scan("clusters", "cluster", REFUSED_CLUSTER_KEYS))
+}
+
 /// Validate a non-empty kubeconfig: it must load like upstream's
 /// `KubeConfigLoader` (a `current-context` naming an existing context, whose cluster —
 /// and user, when named — exist by name) and contain exactly one context, one user and
 /// one cluster. A kubeconfig without `users` is an error (upstream crashes with 500).
+///
+/// Checked first: no key that makes a client run a program or read a host file
+/// ([`refused_kubeconfig_key`]); the message names the key, never its value.
 pub fn validate_kubeconfig(kubeconfig: &Map<String, Value>) -> Result<(), String> {
+    if let Some(key) = refused_kubeconfig_key(kubeconfig) {
+        return Err(format!(
+            "{KUBECONFIG_INVALID} Key {key} is not allowed: Krake does not run programs \
+             or read files named in a kubeconfig; use inline data (certificate-authority-data, \
+             client-certificate-data, client-key-data, token) instead"
+        ));
+    }
     let root = Value::Object(kubeconfig.clone());
     let current = kc_get(&root, "current-context", "kube-config")?;
     let contexts = kc_get(&root, "contexts", "kube-config")?;

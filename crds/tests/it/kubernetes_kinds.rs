@@ -5,7 +5,7 @@ use krake_crds::core::ReasonCode;
 use krake_crds::fixtures::kubeconfig;
 use krake_crds::kubernetes::{
     Application, ApplicationSpec, ApplicationState, ApplicationStatus, Cluster, ClusterBinding,
-    ClusterSpec, ClusterState, ClusterStatus, Complete, Shutdown, Tosca,
+    ClusterSpec, ClusterState, ClusterStatus, Complete, Shutdown, Tosca, refused_kubeconfig_key,
 };
 use krake_crds::{Metadata, Resource, decode, decode_create, decode_request};
 use rstest::rstest;
@@ -473,6 +473,48 @@ fn kubeconfig_err(patch: impl FnOnce(&mut Value)) -> String {
 #[case(|kc: &mut Value| kc["clusters"] = json!([{"name": "c1", "cluster": {}}, {"name": "c2", "cluster": {}}]), "Only one cluster is allowed")]
 fn kubeconfig_rules(#[case] patch: fn(&mut Value), #[case] expected: &str) {
     assert_eq!(kubeconfig_err(patch), expected);
+}
+
+/// Every key that would make a controller run a program or read a host file is refused,
+/// and the message names the key (never its value).
+#[rstest]
+#[case("users", "user", "exec", json!({"command": "/bin/sh", "args": ["-c", "id"], "apiVersion": "client.authentication.k8s.io/v1"}))]
+#[case("users", "user", "auth-provider", json!({"name": "gcp", "config": {"cmd-path": "/bin/sh"}}))]
+#[case("users", "user", "tokenFile", json!("/var/run/secrets/leak-me"))]
+#[case("users", "user", "TokenFile", json!("/var/run/secrets/leak-me"))]
+#[case("users", "user", "client-certificate", json!("/etc/leak-me/cert.pem"))]
+#[case("users", "user", "client-key", json!("/etc/leak-me/key.pem"))]
+#[case("clusters", "cluster", "certificate-authority", json!("/etc/leak-me/ca.pem"))]
+fn kubeconfig_keys_that_run_programs_or_read_files_are_refused(
+    #[case] list: &str,
+    #[case] section: &str,
+    #[case] key: &str,
+    #[case] value: Value,
+) {
+    let mut kc = kubeconfig();
+    kc[list][0][section][key] = value;
+    let path = format!("{list}[0].{section}.{key}");
+    assert_eq!(refused_kubeconfig_key(&kc), Some(path.clone()));
+    let msg = kubeconfig_err(|v| *v = Value::Object(kc.clone()));
+    assert!(msg.contains(&format!("Key {path} is not allowed")), "{msg}");
+    assert!(
+        !msg.contains("leak-me") && !msg.contains("/bin/sh"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn kubeconfig_inline_credentials_and_null_refused_keys_are_accepted() {
+    let mut kc = kubeconfig();
+    kc["clusters"][0]["cluster"]["certificate-authority-data"] = json!("Y2E=");
+    kc["clusters"][0]["cluster"]["certificate-authority"] = json!(null);
+    kc["users"][0]["user"]["client-certificate-data"] = json!("Y2VydA==");
+    kc["users"][0]["user"]["client-key-data"] = json!("a2V5");
+    kc["users"][0]["user"]["exec"] = json!(null);
+    assert_eq!(refused_kubeconfig_key(&kc), None);
+    ok::<Cluster>(with(&cluster(), |v| {
+        v["spec"]["kubeconfig"] = Value::Object(kc)
+    }));
 }
 
 #[test]

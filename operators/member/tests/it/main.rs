@@ -1,0 +1,8 @@
+//! krake-member's tests, linked as one test binary.
+
+mod common;
+
+mod clients;
+mod discovery;
+mod kubeconfig;
+mod proxy;

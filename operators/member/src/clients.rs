@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
+use crate::MemberError;
 use crate::discovery::DiscoveryCache;
 use crate::kubeconfig::{AuthMethod, MemberKubeconfig};
-use crate::MemberError;
 
 /// Timeouts of the member clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

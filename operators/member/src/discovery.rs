@@ -114,6 +114,9 @@ impl DiscoveryCache {
     }
 }
 
-fn find(resources: &[(ApiResource, ApiCapabilities)], kind: &str) -> Option<(ApiResource, ApiCapabilities)> {
+fn find(
+    resources: &[(ApiResource, ApiCapabilities)],
+    kind: &str,
+) -> Option<(ApiResource, ApiCapabilities)> {
     resources.iter().find(|(ar, _)| ar.kind == kind).cloned()
 }

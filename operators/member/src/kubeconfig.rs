@@ -92,16 +92,15 @@ impl MemberKubeconfig {
         let context_name = match kubeconfig.get("current-context") {
             Some(Value::String(name)) if !name.is_empty() => name.clone(),
             None | Some(Value::Null) if contexts.len() == 1 => {
-                string_at(&contexts[0], "name", "contexts[0].name")?.to_string()
+                string_at(contexts[0].get("name"), "contexts[0].name")?.to_string()
             }
             _ => return Err(invalid("current-context", "must name a context")),
         };
-        let (ctx_index, ctx) = named(contexts, &context_name).ok_or_else(|| {
-            invalid("current-context", "names no context of the kubeconfig")
-        })?;
+        let (ctx_index, ctx) = named(contexts, &context_name)
+            .ok_or_else(|| invalid("current-context", "names no context of the kubeconfig"))?;
         let ctx_path = format!("contexts[{ctx_index}].context");
         let ctx = section(ctx, "context", &ctx_path)?;
-        let cluster_name = string_at(ctx, "cluster", &format!("{ctx_path}.cluster"))?;
+        let cluster_name = string_at(ctx.get("cluster"), &format!("{ctx_path}.cluster"))?;
         let namespace = optional_string(ctx, "namespace", &format!("{ctx_path}.namespace"))?
             .filter(|ns| !ns.is_empty())
             .unwrap_or("default")
@@ -109,7 +108,10 @@ impl MemberKubeconfig {
 
         let clusters = list(kubeconfig, "clusters")?;
         let (cluster_index, cluster) = named(clusters, cluster_name).ok_or_else(|| {
-            invalid(&format!("{ctx_path}.cluster"), "names no cluster of the kubeconfig")
+            invalid(
+                &format!("{ctx_path}.cluster"),
+                "names no cluster of the kubeconfig",
+            )
         })?;
         let cluster_path = format!("clusters[{cluster_index}].cluster");
         let cluster = section(cluster, "cluster", &cluster_path)?;
@@ -118,7 +120,10 @@ impl MemberKubeconfig {
             Some(user_name) if !user_name.is_empty() => {
                 let users = list(kubeconfig, "users")?;
                 let (user_index, user) = named(users, user_name).ok_or_else(|| {
-                    invalid(&format!("{ctx_path}.user"), "names no user of the kubeconfig")
+                    invalid(
+                        &format!("{ctx_path}.user"),
+                        "names no user of the kubeconfig",
+                    )
                 })?;
                 let user_path = format!("users[{user_index}].user");
                 Some((section(user, "user", &user_path)?, user_path))
@@ -147,7 +152,7 @@ impl MemberKubeconfig {
             });
         }
         let server_path = format!("{path}.server");
-        let server = string_at(cluster, "server", &server_path)?;
+        let server = string_at(cluster.get("server"), &server_path)?;
         let url = Config::new(
             server
                 .parse()
@@ -192,10 +197,13 @@ impl MemberKubeconfig {
                 ));
             }
         };
-        let tls_server_name =
-            optional_string(cluster, "tls-server-name", &format!("{path}.tls-server-name"))?
-                .filter(|s| !s.is_empty())
-                .map(str::to_string);
+        let tls_server_name = optional_string(
+            cluster,
+            "tls-server-name",
+            &format!("{path}.tls-server-name"),
+        )?
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
         Ok(MemberKubeconfig {
             server: server.to_string(),
             namespace,
@@ -366,8 +374,8 @@ fn section<'a>(
     }
 }
 
-fn string_at<'a>(item: &'a Value, key: &str, path: &str) -> Result<&'a str, MemberError> {
-    match item.get(key) {
+fn string_at<'a>(value: Option<&'a Value>, path: &str) -> Result<&'a str, MemberError> {
+    match value {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         None | Some(Value::Null) => Err(invalid(path, "is missing")),
         Some(_) => Err(invalid(path, "must be a non-empty string")),

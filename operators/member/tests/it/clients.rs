@@ -32,7 +32,10 @@ async fn client_certificate_over_tls() {
     let pki = Pki::new();
     let api = FakeApi::start(&pki).await;
     let member = members()
-        .get("uid-1", &kubeconfig_client_cert(&api.url, &api.ca_pem, &pki.client))
+        .get(
+            "uid-1",
+            &kubeconfig_client_cert(&api.url, &api.ca_pem, &pki.client),
+        )
         .await
         .unwrap();
     member.client().apiserver_version().await.unwrap();
@@ -59,12 +62,19 @@ async fn a_wrong_token_is_a_401_and_an_unknown_ca_a_tls_error() {
     }
     let other_ca = Pki::new();
     let untrusted = members
-        .get("uid-2", &kubeconfig_token(&api.url, other_ca.ca.cert_pem(), TOKEN))
+        .get(
+            "uid-2",
+            &kubeconfig_token(&api.url, other_ca.ca.cert_pem(), TOKEN),
+        )
         .await
         .unwrap();
     let err = untrusted.client().apiserver_version().await.unwrap_err();
     assert!(!matches!(err, kube::Error::Api(_)), "{err:?}");
-    assert_eq!(api.count("GET"), 1, "no request over an unverified connection");
+    assert_eq!(
+        api.count("GET"),
+        1,
+        "no request over an unverified connection"
+    );
 }
 
 #[tokio::test]
@@ -75,7 +85,9 @@ async fn insecure_skip_tls_verify_is_allowed_by_default_and_refusable() {
     let cluster = kc["clusters"][0]["cluster"].as_object_mut().unwrap();
     cluster.remove("certificate-authority-data");
     cluster.insert("insecure-skip-tls-verify".into(), json!(true));
-    let Value::Object(kc) = kc else { unreachable!() };
+    let Value::Object(kc) = kc else {
+        unreachable!()
+    };
     let member = members().get("uid-1", &kc).await.unwrap();
     member.client().apiserver_version().await.unwrap();
 
@@ -108,7 +120,10 @@ async fn the_cache_reuses_rebuilds_on_kubeconfig_change_and_evicts() {
     let mut reordered: Vec<(String, Value)> = kc_a.clone().into_iter().collect();
     reordered.reverse();
     let reordered = reordered.into_iter().collect();
-    assert!(Arc::ptr_eq(&first, &members.get("uid-1", &reordered).await.unwrap()));
+    assert!(Arc::ptr_eq(
+        &first,
+        &members.get("uid-1", &reordered).await.unwrap()
+    ));
 
     // Another cluster with the same kubeconfig has its own client.
     let other = members.get("uid-2", &kc_a).await.unwrap();
@@ -155,8 +170,16 @@ async fn a_server_that_never_answers_is_a_timely_error() {
         .await
         .expect("the client's own read timeout fires");
     assert!(result.is_err());
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
-    assert_eq!(api.count("GET /version"), 1, "the request reached the server");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        api.count("GET /version"),
+        1,
+        "the request reached the server"
+    );
 }
 
 #[tokio::test]
@@ -173,7 +196,11 @@ async fn a_server_that_never_completes_tls_is_a_timely_error() {
         .await
         .expect("the client's own connect timeout fires");
     assert!(result.is_err());
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

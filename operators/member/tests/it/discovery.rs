@@ -19,10 +19,19 @@ async fn resolves_from_the_server_then_from_the_cache() {
         .unwrap();
     let discovery = member.discovery();
 
-    let (pod, caps) = discovery.resolve(&GroupVersionKind::gvk("", "v1", "Pod")).await.unwrap();
-    assert_eq!((pod.plural.as_str(), pod.api_version.as_str()), ("pods", "v1"));
+    let (pod, caps) = discovery
+        .resolve(&GroupVersionKind::gvk("", "v1", "Pod"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (pod.plural.as_str(), pod.api_version.as_str()),
+        ("pods", "v1")
+    );
     assert_eq!(caps.scope, Scope::Namespaced);
-    let (node, caps) = discovery.resolve(&GroupVersionKind::gvk("", "v1", "Node")).await.unwrap();
+    let (node, caps) = discovery
+        .resolve(&GroupVersionKind::gvk("", "v1", "Node"))
+        .await
+        .unwrap();
     assert_eq!(node.plural, "nodes");
     assert_eq!(caps.scope, Scope::Cluster);
     let (widget, _) = discovery
@@ -31,12 +40,24 @@ async fn resolves_from_the_server_then_from_the_cache() {
         .unwrap();
     assert_eq!(widget.plural, "widgets");
     assert_eq!(widget.api_version, "example.com/v1");
-    assert_eq!((api.count("GET /api/v1"), api.count("GET /apis/example.com/v1")), (1, 1));
-    assert_eq!(discovery.cached_group_versions(), vec!["example.com/v1", "v1"]);
+    assert_eq!(
+        (
+            api.count("GET /api/v1"),
+            api.count("GET /apis/example.com/v1")
+        ),
+        (1, 1)
+    );
+    assert_eq!(
+        discovery.cached_group_versions(),
+        vec!["example.com/v1", "v1"]
+    );
 
     // Served from the cache, even while the server fails.
     api.behaviour.fail_with.store(503, Ordering::SeqCst);
-    discovery.resolve(&GroupVersionKind::gvk("", "v1", "Pod")).await.unwrap();
+    discovery
+        .resolve(&GroupVersionKind::gvk("", "v1", "Pod"))
+        .await
+        .unwrap();
     assert_eq!(api.count("GET /api/v1"), 1);
 }
 
@@ -57,12 +78,22 @@ async fn a_miss_refreshes_once_then_is_a_typed_error_and_a_new_kind_is_found() {
         .unwrap();
 
     match member.discovery().resolve(&gadget).await {
-        Err(MemberError::UnknownKind { group_version, kind }) => {
-            assert_eq!((group_version.as_str(), kind.as_str()), ("example.com/v1", "Gadget"))
+        Err(MemberError::UnknownKind {
+            group_version,
+            kind,
+        }) => {
+            assert_eq!(
+                (group_version.as_str(), kind.as_str()),
+                ("example.com/v1", "Gadget")
+            )
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(api.count("GET /apis/example.com/v1"), 2, "one refresh for the miss");
+    assert_eq!(
+        api.count("GET /apis/example.com/v1"),
+        2,
+        "one refresh for the miss"
+    );
 
     // A CRD adds the kind: the next miss refreshes and finds it.
     api.example_kinds

@@ -15,18 +15,38 @@ fn with(kc: &Map<String, Value>, f: impl FnOnce(&mut Value)) -> Map<String, Valu
 }
 
 fn base() -> Map<String, Value> {
-    kubeconfig_token("https://127.0.0.1:6443", &Pki::new().ca.cert_pem().to_string(), TOKEN)
+    kubeconfig_token("https://127.0.0.1:6443", Pki::new().ca.cert_pem(), TOKEN)
 }
 
 #[tokio::test]
 async fn keys_that_run_programs_or_read_files_are_refused_before_loading() {
     let cases = [
-        ("users", "user", "exec", json!({"command": "/bin/sh", "args": ["-c", "touch /tmp/pwned"]})),
-        ("users", "user", "auth-provider", json!({"name": "gcp", "config": {"cmd-path": "/bin/sh"}})),
+        (
+            "users",
+            "user",
+            "exec",
+            json!({"command": "/bin/sh", "args": ["-c", "touch /tmp/pwned"]}),
+        ),
+        (
+            "users",
+            "user",
+            "auth-provider",
+            json!({"name": "gcp", "config": {"cmd-path": "/bin/sh"}}),
+        ),
         ("users", "user", "tokenFile", json!("/etc/shadow")),
-        ("users", "user", "client-certificate", json!("/etc/krake/cert.pem")),
+        (
+            "users",
+            "user",
+            "client-certificate",
+            json!("/etc/krake/cert.pem"),
+        ),
         ("users", "user", "client-key", json!("/etc/krake/key.pem")),
-        ("clusters", "cluster", "certificate-authority", json!("/etc/krake/ca.pem")),
+        (
+            "clusters",
+            "cluster",
+            "certificate-authority",
+            json!("/etc/krake/ca.pem"),
+        ),
     ];
     let members = MemberClients::new(MemberConfig::default());
     for (list, section, key, value) in cases {
@@ -47,7 +67,9 @@ async fn keys_that_run_programs_or_read_files_are_refused_before_loading() {
 async fn a_refused_kubeconfig_drops_the_cached_client() {
     let members = MemberClients::new(MemberConfig::default());
     members.get("uid-1", &base()).await.unwrap();
-    let exec = with(&base(), |v| v["users"][0]["user"]["exec"] = json!({"command": "id"}));
+    let exec = with(&base(), |v| {
+        v["users"][0]["user"]["exec"] = json!({"command": "id"})
+    });
     members.get("uid-1", &exec).await.unwrap_err();
     assert!(members.cached("uid-1").is_none());
 }
@@ -67,20 +89,72 @@ fn proxy_url_is_unsupported() {
 
 #[test]
 fn malformed_kubeconfigs_are_typed_errors_naming_the_key() {
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
-        (Box::new(|v| v["clusters"][0]["cluster"]["server"] = json!("ftp://x")), "clusters[0].cluster.server"),
-        (Box::new(|v| v["clusters"][0]["cluster"]["server"] = json!("https://admin:pw@10.0.0.1")), "clusters[0].cluster.server"),
-        (Box::new(|v| { v["clusters"][0]["cluster"].as_object_mut().unwrap().remove("server"); }), "clusters[0].cluster.server"),
-        (Box::new(|v| v["clusters"][0]["cluster"]["certificate-authority-data"] = json!("%%%")), "clusters[0].cluster.certificate-authority-data"),
-        (Box::new(|v| v["clusters"][0]["cluster"]["certificate-authority-data"] = json!("bm90IGEgY2VydA==")), "clusters[0].cluster.certificate-authority-data"),
-        (Box::new(|v| v["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = json!("yes")), "clusters[0].cluster.insecure-skip-tls-verify"),
-        (Box::new(|v| v["users"][0]["user"]["token"] = json!(12345)), "users[0].user.token"),
-        (Box::new(|v| v["users"][0]["user"]["client-certificate-data"] = json!("Y2VydA==")), "users[0].user.client-key-data"),
-        (Box::new(|v| v["users"][0]["user"]["client-key-data"] = json!("a2V5")), "users[0].user.client-certificate-data"),
-        (Box::new(|v| v["current-context"] = json!("nope")), "current-context"),
-        (Box::new(|v| v["contexts"][0]["context"]["user"] = json!("nobody")), "contexts[0].context.user"),
-        (Box::new(|v| v["contexts"][0]["context"]["cluster"] = json!("nowhere")), "contexts[0].context.cluster"),
-        (Box::new(|v| { v.as_object_mut().unwrap().remove("clusters"); }), "clusters"),
+    type Patch = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Patch, &str)> = vec![
+        (
+            Box::new(|v| v["clusters"][0]["cluster"]["server"] = json!("ftp://x")),
+            "clusters[0].cluster.server",
+        ),
+        (
+            Box::new(|v| {
+                v["clusters"][0]["cluster"]["server"] = json!("https://admin:pw@10.0.0.1")
+            }),
+            "clusters[0].cluster.server",
+        ),
+        (
+            Box::new(|v| {
+                v["clusters"][0]["cluster"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("server");
+            }),
+            "clusters[0].cluster.server",
+        ),
+        (
+            Box::new(|v| v["clusters"][0]["cluster"]["certificate-authority-data"] = json!("%%%")),
+            "clusters[0].cluster.certificate-authority-data",
+        ),
+        (
+            Box::new(|v| {
+                v["clusters"][0]["cluster"]["certificate-authority-data"] =
+                    json!("bm90IGEgY2VydA==")
+            }),
+            "clusters[0].cluster.certificate-authority-data",
+        ),
+        (
+            Box::new(|v| v["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = json!("yes")),
+            "clusters[0].cluster.insecure-skip-tls-verify",
+        ),
+        (
+            Box::new(|v| v["users"][0]["user"]["token"] = json!(12345)),
+            "users[0].user.token",
+        ),
+        (
+            Box::new(|v| v["users"][0]["user"]["client-certificate-data"] = json!("Y2VydA==")),
+            "users[0].user.client-key-data",
+        ),
+        (
+            Box::new(|v| v["users"][0]["user"]["client-key-data"] = json!("a2V5")),
+            "users[0].user.client-certificate-data",
+        ),
+        (
+            Box::new(|v| v["current-context"] = json!("nope")),
+            "current-context",
+        ),
+        (
+            Box::new(|v| v["contexts"][0]["context"]["user"] = json!("nobody")),
+            "contexts[0].context.user",
+        ),
+        (
+            Box::new(|v| v["contexts"][0]["context"]["cluster"] = json!("nowhere")),
+            "contexts[0].context.cluster",
+        ),
+        (
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("clusters");
+            }),
+            "clusters",
+        ),
     ];
     for (patch, key) in cases {
         let kc = with(&base(), |v| patch(v));
@@ -127,23 +201,48 @@ async fn secrets_never_appear_in_errors_or_debug_output() {
     let basic = with(&base(), |v| {
         v["users"][0]["user"] = json!({"username": "u", "password": "hunter2-password"});
     });
-    let b64_key = full["users"][0]["user"]["client-key-data"].as_str().unwrap().to_string();
+    let b64_key = full["users"][0]["user"]["client-key-data"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let cases: Vec<Map<String, Value>> = vec![
         full.clone(),
         basic.clone(),
         // Each failure with the secrets present in the kubeconfig.
-        with(&full, |v| v["users"][0]["user"]["exec"] = json!({"command": "x", "env": [{"name": "T", "value": TOKEN}]})),
-        with(&full, |v| v["clusters"][0]["cluster"]["proxy-url"] = json!(format!("http://u:{TOKEN}@p:1"))),
-        with(&full, |v| v["clusters"][0]["cluster"]["server"] = json!(format!("https://u:{TOKEN}@h:1"))),
-        with(&full, |v| v["users"][0]["user"]["client-key-data"] = json!(format!("{TOKEN}{b64_key}"))),
+        with(
+            &full,
+            |v| {
+                v["users"][0]["user"]["exec"] =
+                    json!({"command": "x", "env": [{"name": "T", "value": TOKEN}]})
+            },
+        ),
+        with(&full, |v| {
+            v["clusters"][0]["cluster"]["proxy-url"] = json!(format!("http://u:{TOKEN}@p:1"))
+        }),
+        with(&full, |v| {
+            v["clusters"][0]["cluster"]["server"] = json!(format!("https://u:{TOKEN}@h:1"))
+        }),
+        with(&full, |v| {
+            v["users"][0]["user"]["client-key-data"] = json!(format!("{TOKEN}{b64_key}"))
+        }),
         with(&full, |v| {
             // A key PEM with its base64 body broken: PEM parsers quote such lines.
-            let broken = pki.client.key_pem.replacen("-----BEGIN PRIVATE KEY-----", "-----BEGIN PRIVATE KEY-----\n-----BEGIN", 1);
+            let broken = pki.client.key_pem.replacen(
+                "-----BEGIN PRIVATE KEY-----",
+                "-----BEGIN PRIVATE KEY-----\n-----BEGIN",
+                1,
+            );
             v["users"][0]["user"]["client-key-data"] = json!(base64_encode(&broken));
         }),
-        with(&full, |v| v["users"][0]["user"]["password"] = json!("hunter2-password")),
-        with(&basic, |v| v["users"][0]["user"]["password"] = json!(["hunter2-password"])),
-        with(&basic, |v| v["users"][0]["user"]["token"] = json!({"x": TOKEN})),
+        with(&full, |v| {
+            v["users"][0]["user"]["password"] = json!("hunter2-password")
+        }),
+        with(&basic, |v| {
+            v["users"][0]["user"]["password"] = json!(["hunter2-password"])
+        }),
+        with(&basic, |v| {
+            v["users"][0]["user"]["token"] = json!({"x": TOKEN})
+        }),
     ];
     let members = MemberClients::new(MemberConfig::default());
     let mut outputs = Vec::new();
@@ -168,7 +267,10 @@ async fn secrets_never_appear_in_errors_or_debug_output() {
         }
     }
     outputs.push(format!("{members:?}"));
-    assert!(outputs.iter().any(|o| o.contains("RefusedKey")), "the cases fail as intended");
+    assert!(
+        outputs.iter().any(|o| o.contains("RefusedKey")),
+        "the cases fail as intended"
+    );
     for output in &outputs {
         for secret in &secrets {
             assert!(!output.contains(secret.as_str()), "secret in {output}");

@@ -25,7 +25,10 @@ async fn proxy_variables_of_the_environment_are_ignored() {
             "--ignored",
             "--nocapture",
         ])
-        .env(KUBECONFIG_VAR, serde_json::Value::Object(kubeconfig).to_string())
+        .env(
+            KUBECONFIG_VAR,
+            serde_json::Value::Object(kubeconfig).to_string(),
+        )
         .env("HTTPS_PROXY", &proxy_url)
         .env("https_proxy", &proxy_url)
         .env("HTTP_PROXY", &proxy_url)
@@ -43,11 +46,17 @@ async fn proxy_variables_of_the_environment_are_ignored() {
         "child failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(api.count("GET /version"), 2, "both clients went to the server");
+    assert_eq!(
+        api.count("GET /version"),
+        2,
+        "both clients went to the server"
+    );
     // `timeout` polls `accept` once before the deadline: a connection made by the
     // child would be waiting in the backlog.
     assert!(
-        tokio::time::timeout(Duration::ZERO, proxy.accept()).await.is_err(),
+        tokio::time::timeout(Duration::ZERO, proxy.accept())
+            .await
+            .is_err(),
         "the client connected to the environment's proxy"
     );
 }
@@ -67,5 +76,9 @@ async fn child_connects_with_proxy_variables_set() {
         .await
         .unwrap();
     member.client().apiserver_version().await.unwrap();
-    member.watch_client().apiserver_version().await.unwrap_or_else(|e| panic!("{e}"));
+    member
+        .watch_client()
+        .apiserver_version()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }

@@ -228,10 +228,10 @@ fn remove_at(value: &mut Value, path: &[String]) {
         {
             items.retain(|i| *i != wanted);
         }
-    } else if let ListType::Map(keys) = list_type(parent_path) {
-        if let Some(items) = parent.as_array_mut() {
-            items.retain(|i| item_key(i, keys) != *last);
-        }
+    } else if let ListType::Map(keys) = list_type(parent_path)
+        && let Some(items) = parent.as_array_mut()
+    {
+        items.retain(|i| item_key(i, keys) != *last);
     }
 }
 
@@ -601,11 +601,18 @@ pub fn apply(
         .collect();
     let owned_by_other = |p: &Path| others.iter().any(|s| s.iter().any(|q| q.starts_with(p)));
     let dropped: Vec<Path> = previous.difference(&applied_set).cloned().collect();
-    for p in dropped.iter().rev() {
-        if applied_set.iter().any(|q| q.starts_with(p)) || owned_by_other(p) {
+    // Ancestors first (sorted order): a removed list item takes its fields with it, and
+    // its key must still be readable when it is looked up.
+    let mut removed: Vec<&Path> = Vec::new();
+    for p in &dropped {
+        if removed.iter().any(|q| p.starts_with(q))
+            || applied_set.iter().any(|q| q.starts_with(p))
+            || owned_by_other(p)
+        {
             continue;
         }
         remove_at(&mut merged, p);
+        removed.push(p);
         // Containers left empty by the removal go too, unless someone owns them.
         for depth in (2..p.len()).rev() {
             let prefix = &p[..depth];

@@ -189,9 +189,12 @@ fn aggregated_resource(k: &Kind, version: &str) -> Value {
     r
 }
 
+/// A group's versions with their resources.
+type GroupResources = (String, Vec<(String, Vec<Value>)>);
+
 /// Aggregated discovery of the core group (`/api`) or of the named groups (`/apis`).
 pub fn aggregated(kinds: &[Arc<Kind>], core: bool) -> Value {
-    let mut by_group: BTreeMap<usize, (String, Vec<(String, Vec<Value>)>)> = BTreeMap::new();
+    let mut by_group: BTreeMap<usize, GroupResources> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for k in kinds.iter().filter(|k| k.group.is_empty() == core) {
         let index = match order.iter().position(|g| *g == k.group) {

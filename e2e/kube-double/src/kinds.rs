@@ -88,6 +88,8 @@ struct Row {
     scale: bool,
 }
 
+// A table row constructor: one argument per column keeps the table readable.
+#[allow(clippy::too_many_arguments)]
 const fn row(
     group: &'static str,
     version: &'static str,
@@ -377,16 +379,20 @@ pub fn from_crd(crd: &Value) -> Option<Kind> {
     })
 }
 
-/// Check a built-in object by deserialising it into its k8s-openapi type: `Err` carries
-/// the decoder's message (a wrong shape, e.g. a string where a number belongs).
-pub fn check_shape(kind: &str, object: &Value) -> Result<(), String> {
+/// Decode a built-in object into its k8s-openapi type and encode it again: `Err` carries
+/// the decoder's message (a wrong shape, e.g. a string where a number belongs), `Ok(None)`
+/// for kinds without a type (custom resources).
+fn round_trip(kind: &str, object: &Value) -> Result<Option<Value>, String> {
     use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
     use k8s_openapi::api::{networking::v1 as net, rbac::v1 as rbac};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as ext;
 
-    fn typed<T: serde::de::DeserializeOwned>(object: &Value) -> Result<(), String> {
-        serde_json::from_value::<T>(object.clone())
-            .map(|_| ())
+    fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(
+        object: &Value,
+    ) -> Result<Option<Value>, String> {
+        let decoded: T = serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+        serde_json::to_value(decoded)
+            .map(Some)
             .map_err(|e| e.to_string())
     }
     match kind {
@@ -411,6 +417,46 @@ pub fn check_shape(kind: &str, object: &Value) -> Result<(), String> {
         "ClusterRole" => typed::<rbac::ClusterRole>(object),
         "ClusterRoleBinding" => typed::<rbac::ClusterRoleBinding>(object),
         "CustomResourceDefinition" => typed::<ext::CustomResourceDefinition>(object),
-        _ => Ok(()),
+        _ => Ok(None),
     }
+}
+
+/// Check a built-in object by deserialising it into its k8s-openapi type: `Err` carries
+/// the decoder's message.
+pub fn check_shape(kind: &str, object: &Value) -> Result<(), String> {
+    round_trip(kind, object).map(|_| ())
+}
+
+/// The fields of a built-in object its type does not know (`spec.replicass`), as paths.
+pub fn unknown_fields(kind: &str, object: &Value) -> Vec<String> {
+    fn walk(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
+        match (input, known) {
+            (Value::Object(i), Value::Object(k)) => {
+                for (key, value) in i {
+                    let p = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    match k.get(key) {
+                        Some(kv) => walk(value, kv, &p, out),
+                        // A null is "unset": the decoder drops it, a real server too.
+                        None if !value.is_null() => out.push(p),
+                        None => {}
+                    }
+                }
+            }
+            (Value::Array(i), Value::Array(k)) if i.len() == k.len() => {
+                for (n, (a, b)) in i.iter().zip(k).enumerate() {
+                    walk(a, b, &format!("{path}[{n}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(Some(known)) = round_trip(kind, object) {
+        walk(object, &known, "", &mut out);
+    }
+    out
 }

@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod error;
 pub mod faults;
 pub mod kinds;
+pub mod openapi;
 pub mod patch;
 pub mod rest;
 pub mod select;

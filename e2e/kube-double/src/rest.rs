@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::App;
 use crate::apply;
@@ -17,6 +18,7 @@ use crate::auth::PeerUser;
 use crate::discovery;
 use crate::error::{Error, Reason, Result};
 use crate::kinds::Kind;
+use crate::openapi;
 use crate::patch;
 use crate::select::{Filter, Selector};
 use crate::store::{DeleteOpts, Deleted, WriteCtx};
@@ -29,6 +31,9 @@ const MAX_BODY: usize = 3 * 1024 * 1024;
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 
 type Query = HashMap<String, String>;
+
+/// A patch, ready to apply to the current object.
+type PatchFn = Box<dyn FnOnce(&mut Value) -> Result<()>>;
 
 fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
     let mut response = Response::new(Body::from(serde_json::to_vec(value).unwrap_or_default()));
@@ -64,9 +69,7 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response<B
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let span = tracing::debug_span!("request", %method, %path);
-    let _guard = span.enter();
-    drop(_guard);
-    match serve(&app, request).await {
+    match serve(&app, request).instrument(span).await {
         Ok(r) => {
             tracing::debug!(%method, %path, status = r.status().as_u16(), "answered");
             r
@@ -184,7 +187,24 @@ async fn serve(app: &Arc<App>, request: Request) -> Result<Response<Body>> {
             )
             .await
         }
-        // No OpenAPI documents: a real server may lack them too, and clients fall back.
+        ["openapi", "v3"] if get => ok(&openapi::v3_root(&app.store.kinds())),
+        ["openapi", "v3", rest @ ..] if get => ok(&openapi::v3_group_version(
+            &app.store.kinds(),
+            &rest.join("/"),
+        )
+        .ok_or_else(not_found_path)?),
+        ["openapi", "v2"] if get => {
+            if accept.contains("protobuf") {
+                let mut r = Response::new(Body::from(openapi::v2_protobuf()));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(openapi::V2_PROTOBUF),
+                );
+                Ok(r)
+            } else {
+                ok(&openapi::v2_json())
+            }
+        }
         _ => Err(not_found_path()),
     }
 }
@@ -406,10 +426,11 @@ async fn resource(
                 let object = parse_object(headers, &body)?;
                 check_type(&kind, &api_version, &object)?;
                 check_namespace(&object, namespace)?;
+                let warnings = field_validation(&kind, query, &object)?;
                 let created = store.create(&kind, namespace, object, &ctx)?;
-                Ok(json_response(
-                    StatusCode::CREATED,
-                    &render(&kind, version, &created),
+                Ok(with_warnings(
+                    json_response(StatusCode::CREATED, &render(&kind, version, &created)),
+                    &warnings,
                 ))
             }
             Method::DELETE => {
@@ -450,8 +471,12 @@ async fn resource(
                 check_type(&kind, &api_version, &object)?;
                 check_namespace(&object, namespace)?;
                 check_name(&object, name)?;
+                let warnings = field_validation(&kind, query, &object)?;
                 let (o, _) = store.write(&kind, namespace, name, false, &ctx, |_| Ok(object))?;
-                ok(&render(&kind, version, &o))
+                Ok(with_warnings(
+                    json_response(StatusCode::OK, &render(&kind, version, &o)),
+                    &warnings,
+                ))
             }
             Method::PATCH => patch_object(
                 app, &kind, version, namespace, name, headers, query, ctx, &body,
@@ -491,9 +516,9 @@ async fn resource(
                 _ => Err(method_not_allowed(method)),
             }
         }
-        (Some(name), Some("scale")) if kind.scale.is_some() => scale(
-            app, &kind, namespace, name, method, headers, query, ctx, &body,
-        ),
+        (Some(name), Some("scale")) if kind.scale.is_some() => {
+            scale(app, &kind, namespace, name, method, headers, ctx, &body)
+        }
         _ => Err(not_found_path()),
     }
 }
@@ -533,6 +558,47 @@ fn check_type(kind: &Kind, api_version: &str, object: &Value) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `fieldValidation`: unknown fields of a built-in object are refused (`Strict`),
+/// reported in a `Warning` header (`Warn`, the default) or ignored (`Ignore`).
+fn field_validation(kind: &Kind, query: &Query, object: &Value) -> Result<Vec<String>> {
+    let directive = query
+        .get("fieldValidation")
+        .map(String::as_str)
+        .unwrap_or("Warn");
+    if !matches!(directive, "Strict" | "Warn" | "Ignore") {
+        return Err(Error::bad_request(format!(
+            "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {directive:?}"
+        )));
+    }
+    if directive == "Ignore" || !kind.builtin {
+        return Ok(Vec::new());
+    }
+    let unknown = crate::kinds::unknown_fields(&kind.kind, object);
+    if directive == "Strict" && !unknown.is_empty() {
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
+        return Err(Error::bad_request(format!(
+            "strict decoding error: {}",
+            list.join(", ")
+        )));
+    }
+    Ok(unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect())
+}
+
+fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "\\\""))) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    response
 }
 
 fn check_namespace(object: &Value, namespace: Option<&str>) -> Result<()> {
@@ -655,6 +721,7 @@ fn patch_object(
         {
             return Err(Error::bad_request("metadata.managedFields must be nil"));
         }
+        let warnings = field_validation(kind, query, &applied)?;
         ctx.apply = true;
         let upsert = ctx.subresource.is_none();
         let (o, created) = app
@@ -683,7 +750,10 @@ fn patch_object(
         } else {
             StatusCode::OK
         };
-        return Ok(json_response(code, &render(kind, version, &o)));
+        return Ok(with_warnings(
+            json_response(code, &render(kind, version, &o)),
+            &warnings,
+        ));
     }
     if force {
         return Err(Error::invalid(
@@ -698,7 +768,7 @@ fn patch_object(
     }
     let patch_doc: Value = serde_json::from_slice(body)
         .map_err(|e| Error::bad_request(format!("invalid patch body: {e}")))?;
-    let apply_patch: Box<dyn FnOnce(&mut Value) -> Result<()>> = match content_type.as_str() {
+    let apply_patch: PatchFn = match content_type.as_str() {
         "application/merge-patch+json" => Box::new(move |o| {
             patch::merge_patch(o, &patch_doc);
             Ok(())
@@ -826,7 +896,6 @@ fn scale(
     name: &str,
     method: &Method,
     headers: &HeaderMap,
-    query: &Query,
     ctx: WriteCtx,
     body: &[u8],
 ) -> Result<Response<Body>> {
@@ -870,7 +939,6 @@ fn scale(
     match *method {
         Method::GET => ok(&scale_of(kind, &app.store.get(kind, namespace, name)?)),
         Method::PUT | Method::PATCH => {
-            let _ = query;
             let (o, _) = app
                 .store
                 .write(kind, namespace, name, false, &ctx, |current| {

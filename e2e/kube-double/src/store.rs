@@ -122,6 +122,9 @@ pub struct Page {
     pub remaining: Option<usize>,
 }
 
+/// The retained changes after a version, and a receiver of the later ones.
+pub type Backlog = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
+
 /// Why a watch cannot start from a resourceVersion.
 #[derive(Debug)]
 pub struct TooOld {
@@ -447,10 +450,7 @@ impl Store {
 
     /// Subscribe to changes after `rv` (`None`: from now): the retained changes after it
     /// and a receiver of later ones, taken atomically.
-    pub fn watch_from(
-        &self,
-        rv: Option<u64>,
-    ) -> std::result::Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), TooOld> {
+    pub fn watch_from(&self, rv: Option<u64>) -> std::result::Result<Backlog, TooOld> {
         let state = self.lock();
         let receiver = self.events.subscribe();
         let Some(rv) = rv else {
@@ -604,10 +604,11 @@ impl Store {
         let key = ObjKey::new(kind, namespace, &name);
         // Status is the controllers' to set, except for nodes (kubelets register them
         // with their status) and CRDs' status the double sets itself below.
-        if kind.status && kind.kind != "Node" {
-            if let Some(o) = object.as_object_mut() {
-                o.remove("status");
-            }
+        if kind.status
+            && kind.kind != "Node"
+            && let Some(o) = object.as_object_mut()
+        {
+            o.remove("status");
         }
         match kind.kind.as_str() {
             "Namespace" if kind.builtin => {
@@ -1028,10 +1029,12 @@ impl Store {
         };
         let terminating = meta(&ns).is_some_and(|m| m.contains_key("deletionTimestamp"));
         let empty = !state.objects.keys().any(|k| k.namespace == namespace);
-        if terminating && empty && finalizers(&ns).is_empty() {
-            if let Some(kind) = self.kind_of(state, &key) {
-                let _ = self.remove_locked(state, &kind, &key, ns, None);
-            }
+        if terminating
+            && empty
+            && finalizers(&ns).is_empty()
+            && let Some(kind) = self.kind_of(state, &key)
+        {
+            let _ = self.remove_locked(state, &kind, &key, ns, None);
         }
     }
 }

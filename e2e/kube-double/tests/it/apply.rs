@@ -261,6 +261,22 @@ async fn apply_refuses_what_a_real_server_refuses() {
             .await,
     );
     assert_eq!(status.code, 400);
+    // Unknown fields of a built-in kind: refused under strict validation.
+    let mut unknown = body.clone();
+    unknown["dataa"] = json!({"a": "1"});
+    let status = api_error(
+        api.patch(
+            "x",
+            &PatchParams::apply("ci").validation_strict(),
+            &Patch::Apply(&unknown),
+        )
+        .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (400, "BadRequest"));
+    assert_eq!(
+        status.message,
+        "strict decoding error: unknown field \"dataa\""
+    );
     let created = api
         .patch("x", &PatchParams::apply("ci"), &Patch::Apply(&body))
         .await

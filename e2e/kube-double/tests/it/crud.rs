@@ -391,6 +391,14 @@ async fn lists_page_and_select() {
     paged.extend(names(third));
     assert_eq!(paged, vec!["a", "b", "c", "d", "e"]);
 
+    // A later write, then the history is compacted past the token's version.
+    let later = json!({"metadata": {"name": "f"}});
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(later).unwrap(),
+    )
+    .await
+    .unwrap();
     double.compact();
     let status = api_error(
         cms.list(&ListParams::default().limit(2).continue_token(&token))

@@ -134,7 +134,9 @@ async fn kubectl_applies_gets_watches_scales_and_deletes() {
         "{again}"
     );
 
-    let web = double.json(&["get", "deployment", "web"]).await;
+    let web = double
+        .json(&["get", "deployment", "web", "--show-managed-fields"])
+        .await;
     assert_eq!(web["spec"]["replicas"], 2);
     assert_eq!(
         web["metadata"]["generation"], 1,

@@ -257,6 +257,18 @@ async fn all_runs_the_scheduler_the_collector_and_the_cluster_controller() {
             "missing {expected} in\n{metrics}"
         );
     }
+    // The cluster controller's own metrics: probes were made, the deleted cluster is no
+    // longer observed.
+    for expected in [
+        r#"krake_kubernetes_cluster_probe_duration_seconds_count{result="success"}"#,
+        "krake_kubernetes_cluster_observers 0",
+        "krake_kubernetes_cluster_watch_restarts_total",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
 
     let status = process.terminate().await;
     assert!(status.success(), "exit status after SIGTERM: {status}");

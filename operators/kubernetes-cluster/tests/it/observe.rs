@@ -304,7 +304,7 @@ async fn deleted_clusters_stop_their_tasks_and_connections() {
 
 #[tokio::test]
 async fn many_clusters_at_once_leave_nothing_behind() {
-    const CLUSTERS: usize = 30;
+    const CLUSTERS: usize = 50;
     let env = env().await;
     let double = double("node-1").await;
     let port = double.addr().port();

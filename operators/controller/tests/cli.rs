@@ -283,6 +283,52 @@ async fn scheduler_alone_runs_and_stops() {
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
 
+#[tokio::test]
+async fn kubernetes_cluster_alone_follows_a_member_cluster_and_stops() {
+    use krake_crds::kubernetes::ClusterState;
+    let api = api().await;
+    let c = &api.client;
+    let member = kube_double::KubeDouble::start(kube_double::Options::default())
+        .await
+        .unwrap();
+    member
+        .set_node_conditions("node-1", &[("Ready", "True")])
+        .unwrap();
+    let process = Process::start(
+        &format!("http://{}", api.server.addr),
+        &["kubernetes-cluster", "--probe-interval", "500ms"],
+    );
+    process.wait_status("/readyz", 200).await;
+    let mut cluster = Cluster::test("ns", "c1");
+    cluster.spec.kubeconfig = match member.kubeconfig() {
+        serde_json::Value::Object(map) => map,
+        other => panic!("a kubeconfig object, got {other}"),
+    };
+    c.api::<Cluster>().create(&cluster).await.unwrap();
+    let state_is = |state: ClusterState| async move {
+        eventually(state.as_str(), WAIT, || async {
+            let c1 = c.api::<Cluster>().get(Some("ns"), "c1").await.unwrap();
+            if c1.status.state == state {
+                Ok(())
+            } else {
+                Err(c1.status.state)
+            }
+        })
+        .await
+    };
+    state_is(ClusterState::Online).await;
+    member
+        .set_node_conditions("node-1", &[("Ready", "False")])
+        .unwrap();
+    state_is(ClusterState::Notready).await;
+    member.set_reachable(false).await.unwrap();
+    state_is(ClusterState::Offline).await;
+    member.set_reachable(true).await.unwrap();
+    state_is(ClusterState::Notready).await;
+    let status = process.terminate().await;
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
 /// Exit status and standard error of a run that must end by itself.
 async fn run_to_end(args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let output = tokio::time::timeout(

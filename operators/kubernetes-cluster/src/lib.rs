@@ -4,7 +4,7 @@
 //! created or reconciled by the infrastructure controller (CREATING, RECONCILING), one
 //! observation of the member cluster runs in a task of its own:
 //!
-//! * a kube-runtime [`watcher`](kube::runtime::watcher) on its Nodes, so that a node
+//! * a kube-runtime [`watcher`](kube::runtime::watcher()) on its Nodes, so that a node
 //!   condition change shows in the Cluster's status as soon as the watch event arrives;
 //! * a reachability probe every [`Config::probe_interval`] (default 10 s), a node list
 //!   bounded by [`Config::probe_timeout`], so that a silent or black-holed API server

@@ -161,12 +161,14 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
         kubeconfig: cluster.spec.kubeconfig.clone(),
         member,
     };
-    let observer = Observer::start(ctx.shared.clone(), target);
-    let replaced = ctx.observers.running().insert(uid.to_string(), observer);
-    if replaced.is_some() {
-        tracing::info!("kubeconfig changed: observation restarted");
+    // The previous observation (of the old kubeconfig) ends before the new one starts.
+    let previous = ctx.observers.running().remove(uid);
+    if previous.is_some() {
+        tracing::info!("kubeconfig changed: restarting the observation");
     }
-    drop(replaced);
+    drop(previous);
+    let observer = Observer::start(ctx.shared.clone(), target);
+    ctx.observers.running().insert(uid.to_string(), observer);
     // The Cluster may have been removed while the client was built: the removal handler
     // ran before the observer was registered, so stop it here.
     let key = ObjectRef::from_obj(cluster.as_ref());

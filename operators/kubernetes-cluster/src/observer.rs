@@ -391,9 +391,11 @@ impl Task {
 
     fn record_state(&self, state: ClusterState) {
         let mut metric = self.metric.lock().unwrap_or_else(|e| e.into_inner());
-        if metric.stopped || metric.state == Some(state) {
+        if metric.stopped {
             return;
         }
+        // Set even when unchanged: the series heals if an observation of the same
+        // Cluster name that stopped meanwhile (restart, re-creation) removed it.
         self.shared.metrics.state(
             &self.target.namespace,
             &self.target.name,

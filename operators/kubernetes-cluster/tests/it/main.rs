@@ -4,3 +4,4 @@
 mod common;
 mod metrics;
 mod observe;
+mod rbac;

@@ -36,10 +36,11 @@ ci:
 deny:
     cargo deny --all-features check
 
-# Both benchmarks (figures go to docs/benchmarks.md with the command and the machine).
+# The benchmarks (figures go to docs/benchmarks.md with the command and the machine).
 bench:
     cargo bench -p krake-api-server --bench load
     cargo bench -p krake-scheduler --bench scheduling
+    cargo bench -p krake-kubernetes-cluster --bench observe
 
 # The Helm chart: lint, then the chart tests (rendering, schema, hardening, parsed command lines).
 chart:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end checks through the Krake API of a running installation (API server with the
-# base roles bootstrapped, scheduler, garbage collector): a member cluster is registered,
-# an Application is bound to it by the scheduler, and deleting the cluster deletes the
+# base roles bootstrapped, scheduler, garbage collector, Kubernetes cluster controller): a
+# member cluster is registered and observed ONLINE with its nodes by the cluster
+# controller, an Application is bound to it by the scheduler, and deleting the cluster deletes the
 # Application first (garbage collector). Used by the kind suite (hack/kind-e2e.sh) and
 # runnable against hack/run.sh.
 #   hack/e2e-checks.sh API_URL KUBECONFIG_JSON
@@ -52,11 +53,9 @@ jq -n --slurpfile kubeconfig "$kubeconfig_file" '{
   spec: {kubeconfig: $kubeconfig[0], constraints: {cloud: {}}, custom_resources: [], metrics: []}
 }' | curl -fsS -X POST -H 'content-type: application/json' --data-binary @- \
   "$api/kubernetes/namespaces/default/clusters" >/dev/null
-# Until the Kubernetes cluster controller exists, the cluster is declared ONLINE here.
-curl -fsS "$api/kubernetes/namespaces/default/clusters/kind" |
-  jq '.status.state = "ONLINE"' |
-  curl -fsS -X PUT -H 'content-type: application/json' --data-binary @- \
-    "$api/kubernetes/namespaces/default/clusters/kind/status" >/dev/null
+wait_for /kubernetes/namespaces/default/clusters/kind \
+  '.status.state == "ONLINE" and (.status.nodes | length) > 0 and .status.kube_controller_triggered != null' \
+  "the cluster controller observed the member cluster ONLINE with its nodes"
 
 jq -n '{
   api: "kubernetes", kind: "Application",

@@ -33,7 +33,7 @@ cleanup() {
   if [ "$status" -ne 0 ]; then
     echo "--- kind-e2e failed; state of $namespace:" >&2
     kubectl -n "$namespace" get all -o wide >&2 || true
-    for deploy in api scheduler garbage-collector; do
+    for deploy in api scheduler garbage-collector kubernetes-cluster; do
       echo "--- logs of $release-$deploy" >&2
       kubectl -n "$namespace" logs "deploy/$release-$deploy" --tail=100 >&2 || true
     done
@@ -56,6 +56,7 @@ helm upgrade --install "$release" charts/krake \
 kubectl -n "$namespace" rollout status "deploy/$release-api" --timeout 120s
 kubectl -n "$namespace" rollout status "deploy/$release-scheduler" --timeout 120s
 kubectl -n "$namespace" rollout status "deploy/$release-garbage-collector" --timeout 120s
+kubectl -n "$namespace" rollout status "deploy/$release-kubernetes-cluster" --timeout 120s
 # The bootstrap Job ran as a post-install hook (helm --wait waited for it; it is deleted
 # once it succeeded).
 
@@ -77,7 +78,7 @@ rm -rf "$work"
 
 
 # Every controller counts its reconciles on /metrics.
-for deploy in scheduler garbage-collector; do
+for deploy in scheduler garbage-collector kubernetes-cluster; do
   kubectl -n "$namespace" port-forward "deploy/$release-$deploy" 18081:8081 >/dev/null &
   ops_pid=$!
   metrics=""

@@ -138,6 +138,7 @@ fn default_installation_objects() {
         ("PodDisruptionBudget", "krake-api"),
         ("Deployment", "krake-scheduler"),
         ("Deployment", "krake-garbage-collector"),
+        ("Deployment", "krake-kubernetes-cluster"),
         ("Job", "krake-bootstrap"),
         ("NetworkPolicy", "krake-etcd"),
     ]
@@ -200,7 +201,7 @@ fn every_pod_is_hardened_and_has_no_kubernetes_api_access() {
                 }
             }
         }
-        assert_eq!(workloads, 5, "{sets:?}");
+        assert_eq!(workloads, 6, "{sets:?}");
     }
 }
 
@@ -322,7 +323,7 @@ fn command_lines_parse_and_point_at_each_other() {
         }
         assert_eq!(api["readinessProbe"]["httpGet"]["path"], "/readyz");
 
-        for controller in ["scheduler", "garbage-collector"] {
+        for controller in ["scheduler", "garbage-collector", "kubernetes-cluster"] {
             let c = container(&docs, "Deployment", &format!("krake-{controller}"));
             assert_eq!(c["command"][0], "/usr/local/bin/krake-controller");
             let c_args = args(c);
@@ -456,7 +457,11 @@ fn only_the_api_server_reaches_etcd() {
     assert!(admitted("client", "Deployment", "krake-api"));
     assert!(admitted("client", "Job", "krake-bootstrap"));
     assert!(admitted("peer", "StatefulSet", "krake-etcd"));
-    for controller in ["krake-scheduler", "krake-garbage-collector"] {
+    for controller in [
+        "krake-scheduler",
+        "krake-garbage-collector",
+        "krake-kubernetes-cluster",
+    ] {
         assert!(
             !admitted("client", "Deployment", controller),
             "{controller}"

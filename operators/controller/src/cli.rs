@@ -14,7 +14,7 @@ use krake_client::ClientConfig;
 #[command(
     name = "krake-controller",
     version,
-    about = "Krake controllers: the garbage collector and the scheduler, alone or together"
+    about = "Krake controllers: the garbage collector, the scheduler and the Kubernetes cluster controller, alone or together"
 )]
 pub struct Args {
     /// Options of every command.
@@ -32,6 +32,8 @@ pub enum Command {
     GarbageCollector,
     /// Binds Applications to Clusters, Clusters to Clouds, MagnumClusters to Projects.
     Scheduler,
+    /// Follows every member cluster's nodes and reachability into its Cluster's status.
+    KubernetesCluster,
     /// Every controller above in one process (local use).
     All,
 }
@@ -45,6 +47,11 @@ impl Command {
     /// Whether the scheduler runs.
     pub fn scheduler(self) -> bool {
         matches!(self, Command::Scheduler | Command::All)
+    }
+
+    /// Whether the Kubernetes cluster controller runs.
+    pub fn kubernetes_cluster(self) -> bool {
+        matches!(self, Command::KubernetesCluster | Command::All)
     }
 }
 
@@ -124,6 +131,28 @@ pub struct Common {
         value_name = "DURATION"
     )]
     pub metrics_max_age: Duration,
+    /// Time between two reachability probes of each member cluster by the Kubernetes
+    /// cluster controller (an unreachable cluster is OFFLINE within two; node changes
+    /// show at once through a watch, whatever the interval).
+    #[arg(
+        long,
+        global = true,
+        env = "KRAKE_CONTROLLER_PROBE_INTERVAL",
+        default_value = "10s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub probe_interval: Duration,
+    /// How long one probe may take (default: half the probe interval, at most 5 s);
+    /// must be shorter than the interval.
+    #[arg(
+        long,
+        global = true,
+        env = "KRAKE_CONTROLLER_PROBE_TIMEOUT",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub probe_timeout: Option<Duration>,
     /// Log format.
     #[arg(
         long,
@@ -189,6 +218,13 @@ impl Common {
             }
             _ => {}
         }
+        self.kubernetes_cluster()
+            .validate()
+            .map_err(|e| {
+                e.to_string()
+                    .replace("invalid cluster controller configuration: ", "")
+            })
+            .map_err(|e| format!("--probe-interval/--probe-timeout: {e}"))?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| format!("invalid --log-level {:?}: {e}", self.log_level))?;
         Ok(())
@@ -213,6 +249,20 @@ impl Common {
                 ..krake_runtime::ControllerConfig::default()
             },
             ..krake_garbage_collector::Config::default()
+        }
+    }
+
+    /// The Kubernetes cluster controller configuration.
+    pub fn kubernetes_cluster(&self) -> krake_kubernetes_cluster::Config {
+        krake_kubernetes_cluster::Config {
+            controller: krake_runtime::ControllerConfig {
+                concurrency: self.workers,
+                resync_interval: (!self.resync_period.is_zero()).then_some(self.resync_period),
+                ..krake_runtime::ControllerConfig::default()
+            },
+            probe_interval: self.probe_interval,
+            probe_timeout: self.probe_timeout,
+            ..krake_kubernetes_cluster::Config::default()
         }
     }
 
@@ -272,6 +322,11 @@ mod tests {
         );
         assert!(args.command.garbage_collector() && args.command.scheduler());
         assert_eq!(args.common.workers, 3);
+        assert!(args.command.kubernetes_cluster());
+        assert_eq!(
+            args.common.kubernetes_cluster().probe_interval,
+            Duration::from_secs(10)
+        );
         assert_eq!(args.common.log_format, LogFormat::Json);
         assert_eq!(
             args.common.garbage_collector().controller.resync_interval,
@@ -311,5 +366,32 @@ mod tests {
                 .contains("--tls-client-key")
         );
         assert!(Args::try_parse_from(["krake-controller"]).is_err());
+
+        let args = Args::try_parse_from([
+            "krake-controller",
+            "kubernetes-cluster",
+            "--probe-interval",
+            "2s",
+        ])
+        .unwrap();
+        assert!(args.command.kubernetes_cluster() && !args.command.scheduler());
+        let config = args.common.kubernetes_cluster();
+        assert_eq!(config.probe_interval, Duration::from_secs(2));
+        assert_eq!(config.probe_timeout(), Duration::from_secs(1));
+        assert!(args.common.validate().is_ok());
+        let args = Args::try_parse_from([
+            "krake-controller",
+            "kubernetes-cluster",
+            "--probe-interval",
+            "2s",
+            "--probe-timeout",
+            "2s",
+        ])
+        .unwrap();
+        let reason = args.common.validate().unwrap_err();
+        assert!(
+            reason.contains("shorter than the probe interval"),
+            "{reason}"
+        );
     }
 }

@@ -9,6 +9,9 @@ pub enum Error {
     /// The scheduler cannot be built from the configuration.
     #[error("cannot build the scheduler: {0}")]
     Scheduler(#[source] krake_scheduler::Error),
+    /// The Kubernetes cluster controller cannot be built from the configuration.
+    #[error("cannot build the kubernetes cluster controller: {0}")]
+    KubernetesCluster(#[source] krake_kubernetes_cluster::Error),
     /// The garbage collector failed.
     #[error(transparent)]
     GarbageCollector(#[from] krake_garbage_collector::Error),

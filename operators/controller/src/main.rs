@@ -1,6 +1,6 @@
 //! `krake-controller`: the Krake controllers binary.
 //!
-//! `krake-controller garbage-collector | scheduler | all [OPTIONS]` runs the chosen
+//! `krake-controller garbage-collector | scheduler | kubernetes-cluster | all [OPTIONS]` runs the chosen
 //! controllers against the Krake API, serves `/livez`, `/readyz` (200 once every
 //! controller's caches are synced) and `/metrics` on `--ops-address`, and stops
 //! gracefully on SIGTERM or Ctrl-C (running reconciles finish). A configuration it

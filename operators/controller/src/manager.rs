@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use krake_client::Client;
 use krake_garbage_collector::GarbageCollector;
+use krake_kubernetes_cluster::ClusterController;
 use krake_runtime::prometheus_client::registry::Registry;
 use krake_runtime::{CancellationToken, Metrics, OpsServer, Readiness};
 use krake_scheduler::Scheduler;
@@ -91,6 +92,20 @@ impl Manager {
                 "scheduler",
                 Box::pin(async move {
                     scheduler.run(token).await;
+                    Ok(())
+                }),
+            ));
+        }
+        if command.kubernetes_cluster() {
+            let controller = ClusterController::new(client, common.kubernetes_cluster())
+                .map_err(Error::KubernetesCluster)?
+                .with_metrics(&metrics, &mut registry);
+            readiness.add(&controller.readiness());
+            let token = shutdown.clone();
+            controllers.push((
+                krake_kubernetes_cluster::NAME,
+                Box::pin(async move {
+                    controller.run(token).await;
                     Ok(())
                 }),
             ));

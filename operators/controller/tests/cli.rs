@@ -188,22 +188,33 @@ async fn not_ready_while_the_api_is_unreachable() {
 }
 
 #[tokio::test]
-async fn all_runs_the_scheduler_and_the_collector() {
+async fn all_runs_the_scheduler_the_collector_and_the_cluster_controller() {
     let api = api().await;
     let c = &api.client;
     let process = Process::start(&format!("http://{}", api.server.addr), &["all"]);
     process.wait_status("/readyz", 200).await;
 
-    // Scheduler: an application is bound to the one online cluster.
-    let cluster = c
-        .api::<Cluster>()
-        .create(&Cluster::test("ns", "c1"))
+    // Kubernetes cluster controller: the member cluster (a Kubernetes API double over TLS)
+    // is observed ONLINE with its node; scheduler: an application is bound to it.
+    let member = kube_double::KubeDouble::start(kube_double::Options::default())
         .await
         .unwrap();
-    c.api::<Cluster>()
-        .update_status(&cluster.online())
-        .await
+    member
+        .set_node_conditions("node-1", &[("Ready", "True")])
         .unwrap();
+    let mut cluster = Cluster::test("ns", "c1");
+    cluster.spec.kubeconfig = match member.kubeconfig() {
+        serde_json::Value::Object(map) => map,
+        other => panic!("a kubeconfig object, got {other}"),
+    };
+    c.api::<Cluster>().create(&cluster).await.unwrap();
+    eventually("c1 observed ONLINE", WAIT, || async {
+        let c1 = c.api::<Cluster>().get(Some("ns"), "c1").await.unwrap();
+        (c1.status.state == krake_crds::kubernetes::ClusterState::Online
+            && c1.status.nodes.len() == 1)
+            .then_some(())
+    })
+    .await;
     let app: Application = serde_json::from_value(json!({
         "metadata": {"name": "app", "namespace": "ns"},
         "spec": {"manifest": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "echo"},
@@ -236,12 +247,25 @@ async fn all_runs_the_scheduler_and_the_collector() {
         "scheduler-applications",
         "scheduler-clusters",
         "scheduler-magnumclusters",
+        "kubernetes-cluster",
     ] {
         let expected = format!(
             r#"krake_controller_reconciles_total{{controller="{controller}",result="success"}}"#
         );
         assert!(
             metrics.contains(&expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
+    // The cluster controller's own metrics: probes were made, the deleted cluster is no
+    // longer observed.
+    for expected in [
+        r#"krake_kubernetes_cluster_probe_duration_seconds_count{result="success"}"#,
+        "krake_kubernetes_cluster_observers 0",
+        "krake_kubernetes_cluster_watch_restarts_total",
+    ] {
+        assert!(
+            metrics.contains(expected),
             "missing {expected} in\n{metrics}"
         );
     }
@@ -255,6 +279,52 @@ async fn scheduler_alone_runs_and_stops() {
     let api = api().await;
     let process = Process::start(&format!("http://{}", api.server.addr), &["scheduler"]);
     process.wait_status("/readyz", 200).await;
+    let status = process.terminate().await;
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn kubernetes_cluster_alone_follows_a_member_cluster_and_stops() {
+    use krake_crds::kubernetes::ClusterState;
+    let api = api().await;
+    let c = &api.client;
+    let member = kube_double::KubeDouble::start(kube_double::Options::default())
+        .await
+        .unwrap();
+    member
+        .set_node_conditions("node-1", &[("Ready", "True")])
+        .unwrap();
+    let process = Process::start(
+        &format!("http://{}", api.server.addr),
+        &["kubernetes-cluster", "--probe-interval", "500ms"],
+    );
+    process.wait_status("/readyz", 200).await;
+    let mut cluster = Cluster::test("ns", "c1");
+    cluster.spec.kubeconfig = match member.kubeconfig() {
+        serde_json::Value::Object(map) => map,
+        other => panic!("a kubeconfig object, got {other}"),
+    };
+    c.api::<Cluster>().create(&cluster).await.unwrap();
+    let state_is = |state: ClusterState| async move {
+        eventually(state.as_str(), WAIT, || async {
+            let c1 = c.api::<Cluster>().get(Some("ns"), "c1").await.unwrap();
+            if c1.status.state == state {
+                Ok(())
+            } else {
+                Err(c1.status.state)
+            }
+        })
+        .await
+    };
+    state_is(ClusterState::Online).await;
+    member
+        .set_node_conditions("node-1", &[("Ready", "False")])
+        .unwrap();
+    state_is(ClusterState::Notready).await;
+    member.set_reachable(false).await.unwrap();
+    state_is(ClusterState::Offline).await;
+    member.set_reachable(true).await.unwrap();
+    state_is(ClusterState::Notready).await;
     let status = process.terminate().await;
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
@@ -329,6 +399,16 @@ async fn bad_configuration_exits_non_zero_with_one_line() {
                 not_pem.display().to_string(),
             ],
             "--tls-client-key",
+        ),
+        (
+            vec![
+                "kubernetes-cluster".into(),
+                "--probe-interval".into(),
+                "1s".into(),
+                "--probe-timeout".into(),
+                "2s".into(),
+            ],
+            "--probe-interval",
         ),
         (vec!["collect-garbage".into()], "collect-garbage"),
     ];

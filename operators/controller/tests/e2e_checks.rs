@@ -1,7 +1,8 @@
 //! The end-to-end checks of the kind suite (`hack/e2e-checks.sh`, curl + jq) against an
 //! API server whose storage was bootstrapped with the base roles, and a `krake-controller
-//! all` child process: the script itself is exercised here, where no Kubernetes cluster
-//! can run, so that the kind suite only adds the cluster and the chart.
+//! all` child process, with a Kubernetes API double as member cluster: the script itself
+//! is exercised here, where no Kubernetes cluster can run, so that the kind suite only
+//! adds the cluster and the chart.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -50,18 +51,16 @@ async fn the_kind_suite_checks_pass_against_real_processes() {
         .spawn()
         .expect("krake-controller starts");
 
+    // The member cluster: a Kubernetes API double over TLS with one Ready node, observed
+    // by the cluster controller of `all`.
+    let member = kube_double::KubeDouble::start(kube_double::Options::default())
+        .await
+        .expect("the double starts");
+    member
+        .set_node_conditions("node-1", &[("Ready", "True")])
+        .unwrap();
     let kubeconfig = dir.path().join("kubeconfig.json");
-    std::fs::write(
-        &kubeconfig,
-        serde_json::json!({
-            "apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": {"server": "https://10.0.0.1:6443"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]
-        })
-        .to_string(),
-    )
-    .unwrap();
+    member.write_kubeconfig(&kubeconfig).unwrap();
     let output = tokio::time::timeout(
         Duration::from_secs(240),
         Command::new(repo().join("hack/e2e-checks.sh"))

@@ -9,7 +9,7 @@ use krake_client::{Client, ClientConfig};
 use krake_controller::Error;
 use krake_controller::cli::{Args, Command};
 use krake_controller::manager::Manager;
-use krake_crds::kubernetes::{Application, Cluster};
+use krake_crds::kubernetes::{Application, Cluster, ClusterState};
 use krake_runtime::CancellationToken;
 use krake_testkit::eventually;
 use serde_json::json;
@@ -64,10 +64,26 @@ async fn all_controllers_run_in_process_and_stop_on_shutdown() {
     })
     .await;
 
-    // The scheduler binds an application to the one online cluster.
+    // The cluster controller observes the member cluster (a Kubernetes API double) ONLINE;
+    // the scheduler then binds an application to it.
+    let member = kube_double::KubeDouble::start(kube_double::Options::default())
+        .await
+        .unwrap();
+    member
+        .set_node_conditions("node-1", &[("Ready", "True")])
+        .unwrap();
+    let mut cluster = Cluster::test("ns", "c1");
+    cluster.spec.kubeconfig = match member.kubeconfig() {
+        serde_json::Value::Object(map) => map,
+        other => panic!("a kubeconfig object, got {other}"),
+    };
     let clusters = client.api::<Cluster>();
-    let cluster = clusters.create(&Cluster::test("ns", "c1")).await.unwrap();
-    clusters.update_status(&cluster.online()).await.unwrap();
+    clusters.create(&cluster).await.unwrap();
+    eventually("c1 ONLINE", WAIT, || async {
+        let c = clusters.get(Some("ns"), "c1").await.unwrap();
+        (c.status.state == ClusterState::Online && c.status.nodes.len() == 1).then_some(())
+    })
+    .await;
     let app: Application = serde_json::from_value(json!({
         "metadata": {"name": "app", "namespace": "ns"},
         "spec": {"manifest": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "echo"},
@@ -96,14 +112,18 @@ async fn all_controllers_run_in_process_and_stop_on_shutdown() {
     // Both controllers' reconciles are counted in the one registry.
     eventually("reconciles counted", WAIT, || async {
         let (_, metrics) = get(format!("{ops}/metrics")).await?;
-        ["garbage-collector", "scheduler-applications"]
-            .iter()
-            .all(|c| {
-                metrics.contains(&format!(
-                    r#"krake_controller_reconciles_total{{controller="{c}",result="success"}}"#
-                ))
-            })
-            .then_some(())
+        [
+            "garbage-collector",
+            "scheduler-applications",
+            "kubernetes-cluster",
+        ]
+        .iter()
+        .all(|c| {
+            metrics.contains(&format!(
+                r#"krake_controller_reconciles_total{{controller="{c}",result="success"}}"#
+            ))
+        })
+        .then_some(())
     })
     .await;
 

@@ -92,9 +92,6 @@ pub enum Error {
     /// A URL path segment (namespace, name) is invalid.
     #[error("{0}")]
     InvalidPath(String),
-    /// The request body is larger than the configured limit.
-    #[error("413: Request Entity Too Large")]
-    PayloadTooLarge,
     /// An object (request body or stored encoding) is larger than the store accepts; checked
     /// before anything is written.
     #[error("413: The object is {} than the {limit} bytes the store accepts", size.map(|s| format!("{s} bytes, more")).unwrap_or_else(|| "larger".into()))]
@@ -205,9 +202,7 @@ impl Error {
             Error::Validation(_) | Error::InvalidQuery(_) | Error::InvalidPath(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, None)
             }
-            Error::PayloadTooLarge | Error::ObjectTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, None)
-            }
+            Error::ObjectTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, None),
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, None),
             Error::InvalidToken { title, .. } => (StatusCode::UNAUTHORIZED, *title),
             Error::IdentityProviderUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),

@@ -4,7 +4,7 @@
 //! cargo bench -p krake-kubernetes-cluster --bench observe
 //! ```
 //!
-//! Everything runs in this process on loopback: an in-process Krake API server
+//! Parts 1 and 2 run in this process on loopback: an in-process Krake API server
 //! (embedded store), kube-doubles over TLS as member clusters, and the controller
 //! ([`ClusterController`], 10 s probes, so that node changes travel through the watch).
 //! Printed as Markdown rows for `docs/benchmarks.md`:

@@ -179,6 +179,30 @@ fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
     meta(object)?.get(field)?.as_str()
 }
 
+/// The finalizer that holds an owner in foreground deletion until its dependents are gone.
+const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+/// Keys of the objects with an owner reference to `uid`.
+fn dependents_of(state: &State, uid: &str) -> Vec<ObjKey> {
+    if uid.is_empty() {
+        return Vec::new();
+    }
+    state
+        .objects
+        .iter()
+        .filter(|(_, v)| {
+            meta(v)
+                .and_then(|m| m.get("ownerReferences"))
+                .and_then(Value::as_array)
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+                })
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
 fn finalizers(object: &Value) -> Vec<String> {
     meta(object)
         .and_then(|m| m.get("finalizers"))
@@ -858,6 +882,10 @@ impl Store {
         propagation: Option<&str>,
     ) -> Result<Deleted> {
         let is_namespace = kind.builtin && kind.kind == "Namespace";
+        let uid = meta_str(&current, "uid").unwrap_or_default().to_string();
+        if propagation == Some("Foreground") && !dependents_of(state, &uid).is_empty() {
+            return self.delete_foreground(state, key, current, &uid);
+        }
         if !finalizers(&current).is_empty() || is_namespace {
             let mut object = current.clone();
             if !meta(&object).is_some_and(|m| m.contains_key("deletionTimestamp")) {
@@ -935,6 +963,7 @@ impl Store {
             }
         }
         self.collect_dependents(state, &uid, propagation == Some("Orphan"));
+        self.finish_foreground_owners(state, &last);
         if !key.namespace.is_empty() {
             self.finish_namespace(state, &key.namespace);
         } else if kind.builtin && kind.kind == "Namespace" {
@@ -952,27 +981,103 @@ impl Store {
             .cloned()
     }
 
+    /// Foreground deletion, as kube-apiserver and its garbage collector do it: the owner
+    /// is marked deleted with the `foregroundDeletion` finalizer, its dependents are
+    /// deleted, and the owner goes once the last of them is gone (dependents held by their
+    /// own finalizers keep it, visible, until then).
+    fn delete_foreground(
+        &self,
+        state: &mut State,
+        key: &ObjKey,
+        current: Value,
+        uid: &str,
+    ) -> Result<Deleted> {
+        let mut object = current.clone();
+        let m = meta_mut(&mut object);
+        if !m.contains_key("deletionTimestamp") {
+            m.insert("deletionTimestamp".into(), json!(now()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        }
+        let mut list = finalizers(&current);
+        if !list.iter().any(|f| f == FOREGROUND_FINALIZER) {
+            list.push(FOREGROUND_FINALIZER.to_string());
+        }
+        meta_mut(&mut object).insert("finalizers".into(), json!(list));
+        if object != current {
+            let rv = state.rv + 1;
+            state.rv = rv;
+            meta_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
+            state.objects.insert(key.clone(), object.clone());
+            self.emit(
+                state,
+                Change {
+                    rv,
+                    key: key.clone(),
+                    change: ChangeType::Modified,
+                    object: object.clone(),
+                    previous: Some(current.clone()),
+                },
+            );
+        }
+        // Each dependent's removal finishes the owner once it was the last one.
+        self.collect_dependents(state, uid, false);
+        match state.objects.get(key).cloned() {
+            Some(pending) => Ok(Deleted::Pending(pending)),
+            None => Ok(Deleted::Gone(object)),
+        }
+    }
+
+    /// After `removed` is gone: owners of it waiting in foreground deletion whose last
+    /// dependent it was lose their `foregroundDeletion` finalizer (and go, when it was
+    /// their last finalizer).
+    fn finish_foreground_owners(&self, state: &mut State, removed: &Value) {
+        let owner_uids: Vec<String> = meta(removed)
+            .and_then(|m| m.get("ownerReferences"))
+            .and_then(Value::as_array)
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for owner_uid in owner_uids {
+            if !dependents_of(state, &owner_uid).is_empty() {
+                continue;
+            }
+            let Some((owner_key, owner)) = state
+                .objects
+                .iter()
+                .find(|(_, v)| meta_str(v, "uid") == Some(owner_uid.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+            else {
+                continue;
+            };
+            if !finalizers(&owner).iter().any(|f| f == FOREGROUND_FINALIZER) {
+                continue;
+            }
+            let Some(owner_kind) = self.kind_of(state, &owner_key) else {
+                continue;
+            };
+            let mut new = owner.clone();
+            let left: Vec<String> = finalizers(&owner)
+                .into_iter()
+                .filter(|f| f != FOREGROUND_FINALIZER)
+                .collect();
+            meta_mut(&mut new).insert("finalizers".into(), json!(left));
+            let ctx = WriteCtx {
+                manager: "kube-controller-manager".into(),
+                api_version: owner_kind.api_version(owner_kind.version()),
+                ..WriteCtx::default()
+            };
+            // With no finalizer left the update completes the deletion.
+            let _ = self.update_locked(state, &owner_kind, &owner_key, owner, new, &ctx);
+        }
+    }
+
     /// Garbage collection by owner references: dependents of `uid` are deleted, or lose
     /// the reference when orphaned.
     fn collect_dependents(&self, state: &mut State, uid: &str, orphan: bool) {
-        if uid.is_empty() {
-            return;
-        }
-        let dependents: Vec<ObjKey> = state
-            .objects
-            .iter()
-            .filter(|(_, v)| {
-                meta(v)
-                    .and_then(|m| m.get("ownerReferences"))
-                    .and_then(Value::as_array)
-                    .is_some_and(|refs| {
-                        refs.iter()
-                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
-                    })
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in dependents {
+        for key in dependents_of(state, uid) {
             let Some(current) = state.objects.get(&key).cloned() else {
                 continue;
             };

@@ -294,6 +294,71 @@ async fn deleting_a_namespace_deletes_its_contents_and_owners_take_dependents() 
     assert_eq!(status.code, 404);
 }
 
+/// Foreground deletion: the owner stays, marked and with `foregroundDeletion`, until its
+/// dependents are gone (here one held by its own finalizer), then goes by itself.
+#[tokio::test]
+async fn foreground_deletion_waits_for_the_dependents() {
+    let double = double().await;
+    let c = client(&double).await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let reference = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}]);
+    for (name, finalizers) in [("held", json!(["example.com/hold"])), ("free", json!([]))] {
+        let dependent = json!({"metadata": {"name": name, "ownerReferences": reference, "finalizers": finalizers}});
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(dependent).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+
+    cms.delete("owner", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let pending = cms.get("owner").await.expect("held by its dependent");
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        pending.metadata.finalizers,
+        Some(vec!["foregroundDeletion".to_string()])
+    );
+    assert_eq!(api_error(cms.get("free").await).code, 404);
+    let held = cms.get("held").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api_error(cms.get("held").await).code, 404);
+    assert_eq!(
+        api_error(cms.get("owner").await).code,
+        404,
+        "the owner goes with its last dependent"
+    );
+
+    // Without dependents, a foreground deletion is immediate.
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "alone"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    cms.delete("alone", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    assert_eq!(api_error(cms.get("alone").await).code, 404);
+}
+
 #[tokio::test]
 async fn lists_page_and_select() {
     let double = double().await;

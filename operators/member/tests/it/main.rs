@@ -4,5 +4,6 @@ mod common;
 
 mod clients;
 mod discovery;
+mod double;
 mod kubeconfig;
 mod proxy;

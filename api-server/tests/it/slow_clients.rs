@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::eventually;
+use crate::common::{big_metric, eventually, open_watchers};
 
 /// A server on the embedded store with `tweak`ed limits.
 async fn server(tweak: impl FnOnce(&mut Config)) -> (RunningServer, tempfile::TempDir) {
@@ -263,32 +263,6 @@ async fn connections_beyond_the_maximum_get_503_with_retry_after_until_some_clos
     server.stop().await.unwrap();
 }
 
-fn big_metric(name: &str) -> Value {
-    // ~80 KiB per event: a few dozen fill every buffer between the server and a client
-    // that does not read.
-    let labels: serde_json::Map<String, Value> = (0..1000)
-        .map(|i| (format!("label-{i:03}"), json!("x".repeat(50))))
-        .collect();
-    json!({
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"allowed_values": [], "min": 0, "max": 1, "provider": {"name": "p", "metric": "m"}}
-    })
-}
-
-async fn open_watchers(addr: SocketAddr) -> f64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("krake_api_open_watchers "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .expect("open_watchers metric")
-}
-
 #[tokio::test]
 async fn a_watcher_that_never_reads_is_disconnected_over_http1_and_http2() {
     let (server, _dir) = server(|c| {
@@ -322,7 +296,7 @@ async fn a_watcher_that_never_reads_is_disconnected_over_http1_and_http2() {
         .unwrap();
     assert_eq!(h2.version(), reqwest::Version::HTTP_2);
     assert_eq!(h2.status(), 200);
-    assert_eq!(open_watchers(addr).await, 2.0);
+    assert_eq!(open_watchers(&format!("http://{addr}")).await, 2.0);
 
     let client = reqwest::Client::new();
     for i in 0..150 {
@@ -333,7 +307,7 @@ async fn a_watcher_that_never_reads_is_disconnected_over_http1_and_http2() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        if i % 10 == 9 && open_watchers(addr).await == 0.0 {
+        if i % 10 == 9 && open_watchers(&format!("http://{addr}")).await == 0.0 {
             break;
         }
     }
@@ -341,7 +315,7 @@ async fn a_watcher_that_never_reads_is_disconnected_over_http1_and_http2() {
         "both stalled watchers to be dropped",
         Duration::from_secs(20),
         || async {
-            let open = open_watchers(addr).await;
+            let open = open_watchers(&format!("http://{addr}")).await;
             (open == 0.0).then_some(()).ok_or(open)
         },
     )

@@ -22,6 +22,8 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::common::{big_metric, metric_value};
+
 /// A throw-away PKI written to a temporary directory.
 struct Pki {
     dir: tempfile::TempDir,
@@ -519,12 +521,7 @@ async fn a_silent_connection_is_closed_after_the_header_read_timeout() {
 /// The open watchers of a server, from its metrics.
 async fn open_watchers(client: &Client, addr: SocketAddr) -> Option<f64> {
     let answer = client.get(addr, "/metrics").await.ok()?;
-    answer
-        .text
-        .lines()
-        .find(|l| l.starts_with("krake_api_open_watchers "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
+    metric_value(&answer.text, "krake_api_open_watchers")
 }
 
 #[tokio::test]
@@ -567,16 +564,10 @@ async fn a_watcher_that_never_reads_is_disconnected_over_https() {
     watcher.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
 
-    let labels: serde_json::Map<String, Value> = (0..1000)
-        .map(|i| (format!("label-{i:03}"), serde_json::json!("x".repeat(50))))
-        .collect();
     let http = reqwest::Client::new();
     let observer = pki.client(None);
     for i in 0..150 {
-        let metric = serde_json::json!({
-            "metadata": {"name": format!("m{i}"), "labels": labels},
-            "spec": {"allowed_values": [], "min": 0, "max": 1, "provider": {"name": "p", "metric": "m"}}
-        });
+        let metric = big_metric(&format!("m{i}"));
         let r = http
             .post(format!("http://{}/core/namespaces/ns/metrics", writer.addr))
             .json(&metric)

@@ -4,33 +4,9 @@
 use std::time::{Duration, Instant};
 
 use krake_api_server::Config;
-use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn big_metric(name: &str) -> Value {
-    // ~80 KiB per event so that a few hundred events overflow every socket buffer.
-    let labels: serde_json::Map<String, Value> = (0..1000)
-        .map(|i| (format!("label-{i:03}"), json!("x".repeat(50))))
-        .collect();
-    json!({
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"allowed_values": [], "min": 0, "max": 1, "provider": {"name": "p", "metric": "m"}}
-    })
-}
-
-async fn open_watchers(base: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("krake_api_open_watchers "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .expect("open_watchers metric")
-}
+use crate::common::{big_metric, open_watchers};
 
 #[tokio::test]
 async fn a_watcher_that_stops_reading_is_cut_off_and_others_keep_up() {

@@ -4,12 +4,14 @@
 #![allow(dead_code, missing_docs)]
 
 mod assert;
+mod load;
 mod samples;
 mod server;
 mod watch;
 
 pub use assert::*;
 pub use krake_testkit::eventually;
+pub use load::*;
 pub use reqwest::StatusCode;
 pub use samples::*;
 pub use server::*;

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::common::{K, Resp, all_kinds, assert_problem_type};
-use crate::rbac::{Api, Env, binding, put_role, role, rule};
+use crate::rbac::{Api, Env, bind, put_role, role, rule};
 use krake_api_server::storage::Store;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -171,13 +171,7 @@ async fn a_user_limited_to_one_namespace_cannot_escape_it_through_bad_segments()
         ),
     )
     .await;
-    admin
-        .ok(
-            Method::POST,
-            "/core/rolebindings",
-            Some(&binding("dave", &["dave"], &["dev-apps"])),
-        )
-        .await;
+    bind(&admin, "dave", &["dave"], &["dev-apps"]).await;
     let dave = env.user("dave").await;
     // The fixture grants what it should: dave creates in dev, not in prod.
     dave.create(K::Application, "dev", "mine").await;

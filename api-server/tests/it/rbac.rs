@@ -231,6 +231,17 @@ pub(crate) fn binding(name: &str, users: &[&str], roles: &[&str]) -> Value {
     json!({"api": "core", "kind": "RoleBinding", "metadata": {"name": name}, "users": users, "roles": roles})
 }
 
+/// Bind `roles` to `users` through the API as `admin`.
+pub(crate) async fn bind(admin: &Api, name: &str, users: &[&str], roles: &[&str]) {
+    admin
+        .ok(
+            Method::POST,
+            "/core/rolebindings",
+            Some(&binding(name, users, roles)),
+        )
+        .await;
+}
+
 pub(crate) async fn put_role(admin: &Api, body: &Value) {
     let name = body["metadata"]["name"].as_str().expect("name");
     let (status, _, _) = admin.send(Method::POST, "/core/roles", Some(body)).await;
@@ -746,13 +757,7 @@ async fn anonymous_is_unauthorized() {
         &role("all", json!([rule("", &[""], &[""], &["get", "list"])])),
     )
     .await;
-    admin
-        .ok(
-            Method::POST,
-            "/core/rolebindings",
-            Some(&binding("anon", &["system:anonymous"], &["all"])),
-        )
-        .await;
+    bind(&admin, "anon", &["system:anonymous"], &["all"]).await;
     let anonymous = env.server(None, AuthorizationMode::Rbac).await;
     for path in [
         K::Role.all_collection(),
@@ -797,13 +802,7 @@ async fn role_changes_take_effect_without_restart() {
     assert_eq!(frank.me().await["roles"], json!([]));
 
     // A binding first (to a role that does not exist yet), then the role.
-    admin
-        .ok(
-            Method::POST,
-            "/core/rolebindings",
-            Some(&binding("frank", &["frank"], &["reader"])),
-        )
-        .await;
+    bind(&admin, "frank", &["frank"], &["reader"]).await;
     eventually("the binding in /me", Duration::from_secs(10), || {
         let frank = frank.clone();
         async move {
@@ -931,20 +930,8 @@ async fn all_namespaces_list_and_watch_show_only_listable_namespaces() {
     ] {
         put_role(&admin, &r).await;
     }
-    admin
-        .ok(
-            Method::POST,
-            "/core/rolebindings",
-            Some(&binding("dev", &["dev-user"], &["dev-lister"])),
-        )
-        .await;
-    admin
-        .ok(
-            Method::POST,
-            "/core/rolebindings",
-            Some(&binding("root", &["root-user"], &["root"])),
-        )
-        .await;
+    bind(&admin, "dev", &["dev-user"], &["dev-lister"]).await;
+    bind(&admin, "root", &["root-user"], &["root"]).await;
     let dev = env.user("dev-user").await;
     let root = env.user("root-user").await;
 

@@ -440,28 +440,21 @@ impl Store {
         let Some(current) = state.objects.get(&key).cloned() else {
             return Err(Error::not_found(&kind.group, &kind.plural, name));
         };
-        if let Some(uid) = &opts.uid {
-            let actual = meta_str(&current, "uid").unwrap_or_default();
-            if uid != actual {
+        // Delete preconditions, worded as kube-apiserver words them.
+        for (label, field, wanted) in [
+            ("UID", "uid", &opts.uid),
+            ("ResourceVersion", "resourceVersion", &opts.resource_version),
+        ] {
+            let actual = meta_str(&current, field).unwrap_or_default();
+            if let Some(wanted) = wanted
+                && wanted != actual
+            {
                 return Err(Error::conflict(
                     &kind.group,
                     &kind.plural,
                     name,
                     &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
-                    ),
-                ));
-            }
-        }
-        if let Some(rv) = &opts.resource_version {
-            let actual = meta_str(&current, "resourceVersion").unwrap_or_default();
-            if rv != actual {
-                return Err(Error::conflict(
-                    &kind.group,
-                    &kind.plural,
-                    name,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                        "Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {actual}"
                     ),
                 ));
             }

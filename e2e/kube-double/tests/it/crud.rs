@@ -3,7 +3,9 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
+};
 use serde_json::json;
 
 use crate::common::{api_error, client, deployment, double};
@@ -357,6 +359,55 @@ async fn foreground_deletion_waits_for_the_dependents() {
         .await
         .unwrap();
     assert_eq!(api_error(cms.get("alone").await).code, 404);
+}
+
+/// Delete preconditions (uid, resourceVersion): a mismatch is a 409 that keeps the object.
+#[tokio::test]
+async fn delete_preconditions_are_checked() {
+    let double = double().await;
+    let c = client(&double).await;
+    let cms: Api<ConfigMap> = Api::namespaced(c, "default");
+    let cm = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "cm"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    for preconditions in [
+        Preconditions {
+            uid: Some("not-its-uid".into()),
+            resource_version: None,
+        },
+        Preconditions {
+            uid: None,
+            resource_version: Some("1".into()),
+        },
+    ] {
+        let params = DeleteParams {
+            preconditions: Some(preconditions),
+            ..DeleteParams::default()
+        };
+        let status = api_error(cms.delete("cm", &params).await);
+        assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+        assert!(
+            status.message.starts_with(
+                "Operation cannot be fulfilled on configmaps \"cm\": Precondition failed:"
+            ),
+            "{}",
+            status.message
+        );
+        cms.get("cm").await.expect("still there");
+    }
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: cm.metadata.uid.clone(),
+            resource_version: cm.metadata.resource_version.clone(),
+        }),
+        ..DeleteParams::default()
+    };
+    cms.delete("cm", &params).await.unwrap();
+    assert_eq!(api_error(cms.get("cm").await).code, 404);
 }
 
 #[tokio::test]

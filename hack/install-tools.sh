@@ -3,7 +3,7 @@
 # etcd (storage and end-to-end tests), prometheus (the scheduler's real-Prometheus test),
 # curl and jq (the end-to-end checks script), helm (the chart tests; see install-helm.sh),
 # kubernetes-validate (PyPI; checks crds/manifests/ as Kubernetes manifests in a crds test),
-# kubectl (the Kubernetes API test double's tests drive it; see install-helm.sh).
+# kubectl (the Kubernetes API test double's tests drive it; see install-helm.sh),
 # openapi-spec-validator and schemathesis (PyPI, pinned; the API server's OpenAPI tests).
 # Debian/Ubuntu packages; run as root or with sudo.
 set -euo pipefail
